@@ -1,0 +1,252 @@
+"""The `clipwatch` command: replay, train, export, calibrate.
+
+Every expected failure (bad input, missing files, a model that does not match its sidecar)
+ends with one line on stderr and a non-zero exit; torch is imported only by the commands
+that need it (train, export), so replay runs with numpy, OpenCV and ONNX Runtime alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+
+from clipwatch import __version__
+from clipwatch.errors import ClipwatchError
+from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
+
+log = logging.getLogger("clipwatch")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _detector(args: argparse.Namespace):
+    from clipwatch.model.detector import Detector, DetectorOptions
+
+    return Detector(args.model, DetectorOptions(device=args.device, intra_op_threads=args.threads))
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                        help="where ONNX Runtime runs (auto: CUDA if really available, else CPU)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime intra-op threads (0: one per core)")
+
+
+def write_scores_csv(report, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["clip", "frame", "timestamp_s", "error", "regularity_paper",
+                             "regularity_causal", "abnormal_gt"])
+            for clip in report.clips:
+                causal = clip.causal(report.calibration)
+                for i, frame in enumerate(clip.frames):
+                    writer.writerow([
+                        clip.name, int(frame), f"{clip.timestamps[i]:.3f}", f"{clip.errors[i]:.3f}",
+                        f"{clip.paper[i]:.5f}", "" if causal is None else f"{causal[i]:.5f}",
+                        "" if clip.abnormal is None else int(clip.abnormal[i]),
+                    ])
+    except OSError as exc:
+        raise ClipwatchError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def print_report(report, per_frame: bool) -> None:
+    cal = report.calibration
+    if per_frame:
+        print(f"{'clip':>10} {'frame':>6} {'e(t)':>10} {'paper':>7} {'causal':>7} {'gt':>3}")
+        for clip in report.clips:
+            causal = clip.causal(cal)
+            for i, frame in enumerate(clip.frames):
+                gt = "" if clip.abnormal is None else ("ab" if clip.abnormal[i] else "-")
+                c = "" if causal is None else f"{causal[i]:.3f}"
+                print(f"{clip.name:>10} {int(frame):>6} {clip.errors[i]:>10.1f} "
+                      f"{clip.paper[i]:>7.3f} {c:>7} {gt:>3}")
+    for clip in report.clips:
+        causal = clip.causal(cal)
+        below = "" if causal is None else f", {int((causal < cal.threshold).sum())} below threshold"
+        print(f"{clip.name}: {len(clip.errors)} frames, mean e(t) {clip.errors.mean():.1f}, "
+              f"min paper regularity {clip.paper.min():.3f}{below}")
+    clips_per_s = report.clips_scored / report.seconds if report.seconds else 0.0
+    print(f"scored {report.frames} frames ({report.clips_scored} clips) in {report.seconds:.1f} s: "
+          f"{report.frames / report.seconds:.1f} frames/s, {clips_per_s:.1f} clips/s")
+    m = report.metrics
+    if m:
+        causal = (f", causal {m['auc_causal']:.4f} (EER {m['eer_causal']:.4f})"
+                  if "auc_causal" in m else ", causal n/a (model not calibrated)")
+        print(f"frame-level AUC over {int(m['frames_labelled'])} frames "
+              f"({int(m['frames_abnormal'])} abnormal): paper {m['auc_paper']:.4f} "
+              f"(EER {m['eer_paper']:.4f}){causal}")
+    elif any(c.abnormal is not None for c in report.clips):
+        print("AUC not defined: the ground truth has only one class for these frames")
+    else:
+        print("no ground truth for this source: no AUC")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from clipwatch.plots import plot_regularity
+    from clipwatch.replay import replay, replay_targets
+
+    targets = replay_targets(str(args.source))
+    detector = _detector(args)
+    report = replay(targets, detector, stride=args.stride, realtime=args.realtime,
+                    batch_size=args.batch)
+    per_frame = args.print_frames if args.print_frames is not None else len(report.clips) == 1
+    print_report(report, per_frame)
+    if args.out:
+        write_scores_csv(report, Path(args.out))
+        print(f"scores written to {args.out}")
+    if args.plot:
+        title = f"{Path(str(args.source)).name} with {Path(args.model).name}"
+        plot_regularity(report.clips, report.calibration, Path(args.plot), title)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from clipwatch.model.train import TrainConfig, train
+
+    config = TrainConfig(data=str(args.data), steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, holdout=tuple(args.holdout), seed=args.seed,
+                         checkpoint_every_s=args.checkpoint_minutes * 60, bf16=not args.fp32)
+    path = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes)
+    print(f"checkpoint written to {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clipwatch.model.export import export_onnx
+
+    report = export_onnx(Path(args.checkpoint), Path(args.out), name=args.name)
+    print(f"exported {report.onnx_path} (+ {report.sidecar_path.name}); ONNX Runtime vs PyTorch "
+          f"max abs difference {report.max_abs_diff:.2e} over {report.parity_clips} random clips")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from clipwatch.model.calibration import calibrate_errors
+    from clipwatch.model.sidecar import read_sidecar, write_sidecar
+    from clipwatch.replay import ReplayTarget, score_target
+    from clipwatch.stream.footage import normal_clip_paths
+
+    detector = _detector(args)
+    paths = normal_clip_paths(args.normal_data)
+    if args.clips:
+        names = {n for n, _ in paths}
+        missing = [c for c in args.clips if c not in names]
+        if missing:
+            raise ClipwatchError(f"no normal clip named {', '.join(missing)} in {args.normal_data}")
+        paths = [(n, p) for n, p in paths if n in args.clips]
+    from tqdm import tqdm
+
+    errors = []
+    with tqdm(unit="frame", disable=None, leave=False) as bar:
+        for name, path in paths:
+            result, _ = score_target(ReplayTarget(name, path, None), detector, 1, False, 8, bar)
+            errors.append(result.errors)
+    data = f"{args.normal_data} clips {', '.join(n for n, _ in paths)}"
+    calibration = calibrate_errors(np.concatenate(errors), args.far, data)
+    sidecar = read_sidecar(Path(args.model))
+    sidecar.calibration = calibration
+    write_sidecar(Path(args.model), sidecar)
+    print(f"calibrated on {calibration.frames} normal frames: e_lo {calibration.e_lo:.1f}, "
+          f"e_hi {calibration.e_hi:.1f}, threshold {calibration.threshold:.4f} "
+          f"at {calibration.false_alarm_rate:.1%} false alarms per frame")
+    return 0
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the problem (argparse prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog="clipwatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"clipwatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+
+    p = sub.add_parser("replay", help="score a clip folder, a video, a stream or a UCSD test set")
+    p.add_argument("source", nargs="?", default=str(SAMPLE_CLIP),
+                   help="frames folder, video file, rtsp/http URL, webcam index or UCSD root "
+                        "(default: the bundled sample clip)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="ONNX model with its .json sidecar")
+    p.add_argument("--stride", type=_positive_int, default=1,
+                   help="new frames between scored clips, 1 to the clip length (default 1)")
+    p.add_argument("--batch", type=_positive_int, default=8, help="clips per inference batch")
+    p.add_argument("--realtime", action="store_true", help="pace to the source's frame rate")
+    p.add_argument("--out", help="write per-frame scores to this CSV")
+    p.add_argument("--plot", help="write the regularity plot to this PNG")
+    frames = p.add_mutually_exclusive_group()
+    frames.add_argument("--frames", dest="print_frames", action="store_true", default=None,
+                        help="print every frame's score (default for a single clip)")
+    frames.add_argument("--summary", dest="print_frames", action="store_false",
+                        help="print only per-clip summaries")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("train", help="train on normal footage (needs the train extra)")
+    p.add_argument("data", help="UCSD root, folder of normal clips, one clip or a video")
+    p.add_argument("--out", required=True, help="run folder for checkpoints")
+    p.add_argument("--steps", type=_positive_int, default=1000)
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (checkpointed)")
+    p.add_argument("--batch-size", type=_positive_int, default=4)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--holdout", nargs="*", default=[], help="normal clips kept for calibration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX + sidecar (needs torch)")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="path of the .onnx to write")
+    p.add_argument("--name", help="model name in the sidecar (default: file stem)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("calibrate", help="set e_lo/e_hi and the threshold from normal footage")
+    p.add_argument("model")
+    p.add_argument("normal_data", help="UCSD root or folder of normal clips (held out of training)")
+    p.add_argument("--clips", nargs="*", help="only these normal clips (e.g. the held-out ones)")
+    p.add_argument("--far", type=float, default=0.01, help="false-alarm rate per frame")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Our own loggers only: other libraries' INFO lines (matplotlib's font cache) stay quiet.
+    if not log.handlers:  # main() may run more than once in a process (tests)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("clipwatch: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return args.func(args)
+    except ClipwatchError as exc:
+        print(f"clipwatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clipwatch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

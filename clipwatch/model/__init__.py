@@ -1,0 +1,1 @@
+"""The network (torch, training and export only), ONNX Runtime inference, scoring and evaluation."""

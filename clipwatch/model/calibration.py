@@ -1,0 +1,29 @@
+"""Calibration on held-out normal footage: e_lo/e_hi for the causal score and the alert threshold.
+
+e_lo and e_hi are the smallest and largest e(t) over the normal frames, the live
+counterpart of the paper's per-video min and max; the threshold is the regularity that
+the stated fraction of normal frames falls below (the false-alarm rate per frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clipwatch.errors import DatasetError
+from clipwatch.model.scoring import causal_regularity
+from clipwatch.model.sidecar import Calibration
+
+
+def calibrate_errors(errors: np.ndarray, false_alarm_rate: float, data: str) -> Calibration:
+    """Calibration constants from e(t) of normal frames."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if errors.size < 20:
+        raise DatasetError(f"calibration needs at least 20 normal frames, got {errors.size}")
+    if not 0.0 < false_alarm_rate < 0.5:
+        raise DatasetError(f"false-alarm rate must be in (0, 0.5), got {false_alarm_rate}")
+    provisional = Calibration(e_lo=float(errors.min()), e_hi=float(errors.max()), threshold=0.0,
+                              false_alarm_rate=false_alarm_rate, data=data, frames=errors.size)
+    regularity = causal_regularity(errors, provisional)
+    threshold = float(np.quantile(regularity, false_alarm_rate))
+    return Calibration(e_lo=provisional.e_lo, e_hi=provisional.e_hi, threshold=threshold,
+                       false_alarm_rate=false_alarm_rate, data=data, frames=errors.size)

@@ -1,0 +1,79 @@
+"""Frames in, e(t) out: preprocessing, the clip buffer and batched inference for one source.
+
+Every frame is scored exactly once, by the first clip that contains it as a new frame
+(`Clip.new_positions`); with stride 1 that is the clip ending at the frame, as DESIGN.md
+defines e(t). The first full window also scores its first T-1 frames, so a video's every
+frame has a score. Clips are batched up to `batch_size` before inference (offline
+throughput); live use passes batch_size=1 for the lowest latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipwatch.model.detector import Detector
+from clipwatch.model.scoring import error_maps, frame_errors
+from clipwatch.stream.clip_buffer import Clip, ClipBuffer
+from clipwatch.stream.preprocess import preprocess
+from clipwatch.stream.sources import Frame
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    index: int
+    timestamp: float
+    error: float  # e(t)
+    error_map: np.ndarray | None  # (S, S) per-pixel squared error; kept for clip ends only
+
+
+class ClipScorer:
+    """Scores the frames of one source as they arrive."""
+
+    def __init__(self, detector: Detector, stride: int = 1, batch_size: int = 8,
+                 keep_maps: bool = False) -> None:
+        self.detector = detector
+        self.spec = detector.input_spec
+        self.buffer = ClipBuffer(self.spec.clip_length, stride)
+        self.batch_size = max(1, batch_size)
+        self.keep_maps = keep_maps
+        self._pending: list[Clip] = []
+        self._timestamps: dict[int, float] = {}
+        self.clips_scored = 0
+
+    def push(self, frame: Frame) -> list[FrameScore]:
+        """Add one decoded frame; returns the scores that became available."""
+        self._timestamps[frame.index] = frame.timestamp
+        clip = self.buffer.push(frame.index, preprocess(frame.image, self.spec))
+        if clip is not None:
+            self._pending.append(clip)
+        if len(self._pending) >= self.batch_size:
+            return self._run()
+        return []
+
+    def flush(self) -> list[FrameScore]:
+        """At the end of the source: score the frames still waiting."""
+        clip = self.buffer.flush()
+        if clip is not None:
+            self._pending.append(clip)
+        return self._run() if self._pending else []
+
+    def _run(self) -> list[FrameScore]:
+        clips, self._pending = self._pending, []
+        batch = np.stack([c.frames for c in clips])  # (B, T, 1, S, S)
+        recon = self.detector.reconstruct(batch)
+        maps = error_maps(batch[:, :, 0], recon[:, :, 0])  # (B, T, S, S)
+        errors = frame_errors(maps)  # (B, T)
+        self.clips_scored += len(clips)
+        scores = []
+        for b, clip in enumerate(clips):
+            for pos in clip.new_positions:
+                index = clip.indices[pos]
+                is_end = pos == len(clip.indices) - 1
+                scores.append(FrameScore(
+                    index=index, timestamp=self._timestamps.pop(index),
+                    error=float(errors[b, pos]),
+                    error_map=maps[b, pos] if self.keep_maps and is_end else None,
+                ))
+        return scores

@@ -1,0 +1,120 @@
+"""The ONNX Runtime detector: loads a model with its sidecar, picks the hardware, reconstructs clips.
+
+CUDA (or TensorRT) is used only when a session really runs on it: onnxruntime-gpu lists the
+CUDA provider even on a machine without a GPU, and then silently runs on the CPU, so the
+detector checks the providers the session actually got and says in one log line when it
+fell back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from clipwatch.errors import ModelError
+from clipwatch.model.sidecar import ModelOutputs, Sidecar, read_sidecar
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """How to run the session; 0 threads lets ONNX Runtime pick (one per physical core)."""
+
+    device: str = "auto"  # auto | cpu | cuda | tensorrt
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    max_batch: int = 8
+
+
+def _requested_providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        wanted = ["CUDAExecutionProvider"]
+    elif device == "tensorrt":
+        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    elif device == "auto":
+        # TensorRT builds an engine per input shape (minutes); CUDA is the predictable default.
+        wanted = ["CUDAExecutionProvider"]
+    else:
+        raise ModelError(f"unknown device {device!r} (use auto, cpu, cuda or tensorrt)")
+    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
+
+
+def _check_graph(session: ort.InferenceSession, sidecar: Sidecar, path: Path) -> None:
+    """Refuse a model whose sidecar and graph disagree: wrong names or wrong clip shape."""
+    inputs = session.get_inputs()
+    spec = sidecar.input_spec
+    expected = [spec.clip_length, 1, spec.size, spec.size]
+    if len(inputs) != 1 or inputs[0].name != sidecar.input_name:
+        names = [i.name for i in inputs]
+        raise ModelError(f"{path.name}: graph inputs {names} do not match the sidecar's "
+                         f"{sidecar.input_name!r}")
+    shape = list(inputs[0].shape)
+    if len(shape) != 5 or shape[1:] != expected:
+        raise ModelError(f"{path.name}: graph input shape {shape} does not match the sidecar's "
+                         f"(batch, {', '.join(map(str, expected))})")
+    outputs = tuple(o.name for o in session.get_outputs())
+    if outputs != sidecar.output_names or outputs != ModelOutputs._fields:
+        raise ModelError(f"{path.name}: graph outputs {list(outputs)} do not match the sidecar's "
+                         f"{list(sidecar.output_names)}")
+
+
+class Detector:
+    """Reconstructs batches of clips (B, T, 1, S, S) with ONNX Runtime."""
+
+    def __init__(self, model_path: str | Path, options: DetectorOptions | None = None) -> None:
+        self.path = Path(model_path)
+        self.options = options or DetectorOptions()
+        if not self.path.is_file():
+            raise ModelError(f"model {self.path} does not exist")
+        self.sidecar = read_sidecar(self.path)
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = self.options.intra_op_threads
+        session_options.inter_op_num_threads = self.options.inter_op_threads
+        session_options.log_severity_level = 3  # ORT's own provider warnings are replaced below
+        requested = _requested_providers(self.options.device)
+        # onnxruntime-gpu prints multi-line errors when the CUDA libraries are missing; the
+        # fallback is reported below in one line instead (verbose logging keeps ORT's own).
+        ort.set_default_logger_severity(2 if log.isEnabledFor(logging.DEBUG) else 4)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options,
+                                                providers=requested)
+        except Exception as exc:  # ORT raises its own exception types for a file that is no graph
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelError(f"{self.path} is not a loadable ONNX model ({first_line[:160]})") \
+                from None
+        finally:
+            ort.set_default_logger_severity(2)
+        _check_graph(self.session, self.sidecar, self.path)
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
+        if self.options.device != "cpu" and self.device == "cpu":
+            log.info("no usable GPU for ONNX Runtime (available: %s); running on the CPU",
+                     ", ".join(ort.get_available_providers()))
+        else:
+            log.debug("ONNX Runtime on %s", self.providers[0])
+
+    @property
+    def input_spec(self):
+        return self.sidecar.input_spec
+
+    def reconstruct(self, clips: np.ndarray) -> np.ndarray:
+        """Reconstruct (B, T, 1, S, S) float32 clips, in chunks of at most `max_batch`."""
+        if clips.ndim != 5:
+            raise ValueError(f"expected clips (B, T, 1, S, S), got shape {clips.shape}")
+        clips = np.ascontiguousarray(clips, dtype=np.float32)
+        parts = []
+        for start in range(0, len(clips), self.options.max_batch):
+            chunk = clips[start:start + self.options.max_batch]
+            outputs = ModelOutputs(*self.session.run(None, {self.sidecar.input_name: chunk}))
+            parts.append(outputs.reconstruction)
+        return np.concatenate(parts)

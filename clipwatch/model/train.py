@@ -1,0 +1,145 @@
+"""Training the autoencoder on normal footage only, on the CPU (bf16 autocast) or CUDA.
+
+Clips are sampled at random from the normal clips held in memory, with temporal
+augmentation (frame strides 1, 2, 3 as in Chong & Tay) and random window offsets. The run
+checkpoints every few minutes, and `resume` continues exactly where it stopped: model,
+optimizer, step and both random generators are in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from clipwatch import __version__
+from clipwatch.errors import ClipwatchError
+from clipwatch.model.checkpoint import load_checkpoint, save_checkpoint
+from clipwatch.model.network import NetworkArgs, SpatiotemporalAutoencoder
+from clipwatch.stream.footage import load_normal_clips
+from clipwatch.stream.preprocess import InputSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """One training run's settings; stored in its checkpoints."""
+
+    data: str
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 5e-4
+    frame_strides: tuple[int, ...] = (1, 2, 3)
+    holdout: tuple[str, ...] = ()  # normal clips kept out of training, for calibration
+    seed: int = 0
+    checkpoint_every_s: float = 300.0
+    bf16: bool = True
+    input_spec: InputSpec = field(default_factory=InputSpec)
+
+
+class ClipSampler:
+    """Random training clips (B, T, 1, S, S) drawn from whole normal clips held in memory."""
+
+    def __init__(self, videos: list[np.ndarray], clip_length: int, strides: tuple[int, ...],
+                 rng: np.random.Generator) -> None:
+        self.videos = videos
+        self.clip_length = clip_length
+        self.strides = strides
+        self.rng = rng
+        usable = [len(v) >= clip_length for v in videos]
+        if not any(usable):
+            raise ClipwatchError(f"training needs a clip of at least {clip_length} frames")
+        # Longer clips are sampled more often, so every frame is about equally likely.
+        lengths = np.array([len(v) for v in videos], dtype=np.float64) * usable
+        self.weights = lengths / lengths.sum()
+
+    def sample(self, batch_size: int) -> np.ndarray:
+        batch = []
+        for _ in range(batch_size):
+            video = self.videos[self.rng.choice(len(self.videos), p=self.weights)]
+            # The largest stride this video can hold, so short clips still yield stride 1 windows.
+            fits = [s for s in self.strides if (self.clip_length - 1) * s < len(video)] or [1]
+            stride = int(self.rng.choice(fits))
+            span = (self.clip_length - 1) * stride + 1
+            start = int(self.rng.integers(0, len(video) - span + 1))
+            batch.append(video[start:start + span:stride])
+        return np.stack(batch)[:, :, None].astype(np.float32)  # (B, T, 1, S, S)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(config: TrainConfig, out_dir: Path, resume: bool = False,
+          max_minutes: float | None = None) -> Path:
+    """Train until `config.steps` (or `max_minutes`), checkpointing to out_dir/last.pt."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "last.pt"
+    device = pick_device()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = SpatiotemporalAutoencoder(NetworkArgs(clip_length=config.input_spec.clip_length,
+                                                  frame_size=config.input_spec.size)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, losses, seconds = 0, [], 0.0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, losses, seconds = state["step"], state["losses"], state["train_seconds"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d", ckpt_path, step)
+
+    clips = load_normal_clips(config.data, config.input_spec, exclude=config.holdout)
+    log.info("training on %d normal clips (%d frames), holding out %s", len(clips),
+             sum(len(c.frames) for c in clips), list(config.holdout) or "none")
+    sampler = ClipSampler([c.frames for c in clips], config.input_spec.clip_length,
+                          config.frame_strides, rng)
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "network_args": model.args.to_dict(), "input_spec": config.input_spec.to_dict(),
+            "config": asdict(config), "train_clips": [c.name for c in clips],
+            "train_frames": sum(len(c.frames) for c in clips),
+            "step": step, "losses": losses, "train_seconds": seconds,
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "code_version": __version__,
+        })
+
+    model.train()
+    started = time.monotonic()
+    last_save = started
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True)
+    while step < config.steps:
+        if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
+            log.info("time budget of %.1f min reached at step %d", max_minutes, step)
+            break
+        t0 = time.monotonic()
+        batch = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
+        with autocast:
+            recon = model(batch)
+        loss = torch.mean((recon.float() - batch) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(float(loss))
+        elapsed = time.monotonic() - t0
+        seconds += elapsed
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.5f}", clips_s=f"{config.batch_size / elapsed:.1f}")
+        if time.monotonic() - last_save > config.checkpoint_every_s:
+            checkpoint()
+            last_save = time.monotonic()
+    bar.close()
+    checkpoint()
+    return ckpt_path

@@ -1,0 +1,60 @@
+"""Plots for analysts: regularity curves with ground truth shaded (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works on servers and in CI without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from clipwatch.errors import ClipwatchError  # noqa: E402
+
+
+def _shade_abnormal(ax, frames: np.ndarray, abnormal: np.ndarray) -> None:
+    """Shade each run of consecutive abnormal frames."""
+    edges = np.diff(np.concatenate([[0], abnormal.astype(int), [0]]))
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        ax.axvspan(frames[start] - 0.5, frames[stop - 1] + 0.5, color="tab:red", alpha=0.15,
+                   lw=0, label="ground truth: abnormal" if start == np.flatnonzero(edges == 1)[0]
+                   else None)
+
+
+def plot_regularity(clips, calibration, path: Path, title: str = "") -> Path:
+    """One panel per clip: paper and causal regularity, the alert threshold, ground truth."""
+    path = Path(path)
+    cols = min(3, len(clips))
+    rows = math.ceil(len(clips) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.2 * rows), squeeze=False)
+    for ax, clip in zip(axes.flat, clips, strict=False):
+        if clip.abnormal is not None and clip.abnormal.any():
+            _shade_abnormal(ax, clip.frames, clip.abnormal)
+        ax.plot(clip.frames, clip.paper, color="tab:blue", lw=1.3, label="regularity (paper)")
+        causal = clip.causal(calibration)
+        if causal is not None:
+            ax.plot(clip.frames, causal, color="tab:green", lw=1.0, alpha=0.8,
+                    label="regularity (causal)")
+            ax.axhline(calibration.threshold, color="tab:orange", ls="--", lw=1,
+                       label=f"alert threshold ({calibration.false_alarm_rate:.0%} FAR)")
+        ax.set_title(clip.name, fontsize=10)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("regularity s(t)")
+        ax.set_xlim(clip.frames[0], clip.frames[-1])
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(clips):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    except (OSError, ValueError) as exc:
+        raise ClipwatchError(f"cannot write plot {path}: {exc}") from None
+    finally:
+        plt.close(fig)
+    return path

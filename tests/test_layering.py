@@ -1,0 +1,34 @@
+"""Imports point one way (stream -> model -> server), and replay needs no torch (DESIGN.md)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+
+
+def test_stream_imports_neither_torch_fastapi_nor_model():
+    run = python(
+        "import sys, pkgutil, importlib, clipwatch.stream as s\n"
+        "for m in pkgutil.iter_modules(s.__path__): importlib.import_module(f'{s.__name__}.{m.name}')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'fastapi')"
+        " or m.startswith(('clipwatch.model', 'clipwatch.server'))]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_replay_runs_with_torch_unimportable(tmp_path):
+    # sys.modules[name] = None makes any `import torch` fail, as on a box without torch.
+    run = python(
+        "import sys; sys.modules['torch'] = None\n"
+        "from clipwatch.cli import main\n"
+        f"sys.exit(main(['replay', '--stride', '10', '--summary', '--out', r'{tmp_path / 's.csv'}']))\n"
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "s.csv").is_file()
