@@ -100,8 +100,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     targets = replay_targets(str(args.source))
     detector = _detector(args)
+    heatmaps = Path(args.heatmaps) if args.heatmaps else None
     report = replay(targets, detector, stride=args.stride, realtime=args.realtime,
-                    batch_size=args.batch)
+                    batch_size=args.batch, heatmap_dir=heatmaps)
     per_frame = args.print_frames if args.print_frames is not None else len(report.clips) == 1
     print_report(report, per_frame)
     if args.out:
@@ -111,6 +112,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         title = f"{Path(str(args.source)).name} with {Path(args.model).name}"
         plot_regularity(report.clips, report.calibration, Path(args.plot), title)
         print(f"plot written to {args.plot}")
+    if heatmaps:
+        print(f"heatmaps written to {heatmaps}/")
     return 0
 
 
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="pace to the source's frame rate")
     p.add_argument("--out", help="write per-frame scores to this CSV")
     p.add_argument("--plot", help="write the regularity plot to this PNG")
+    p.add_argument("--heatmaps", metavar="DIR",
+                   help="write each scored frame with its heatmap over it to DIR/<clip>/")
     frames = p.add_mutually_exclusive_group()
     frames.add_argument("--frames", dest="print_frames", action="store_true", default=None,
                         help="print every frame's score (default for a single clip)")

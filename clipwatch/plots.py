@@ -1,4 +1,4 @@
-"""Plots for analysts: regularity curves with ground truth shaded (matplotlib, no display needed)."""
+"""Plots for analysts: regularity curves with the ground truth shaded (matplotlib, no display)."""
 
 from __future__ import annotations
 

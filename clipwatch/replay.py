@@ -11,12 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
-from clipwatch.errors import SourceError
-from clipwatch.model.clip_scorer import ClipScorer
+from clipwatch.errors import ClipwatchError, SourceError
+from clipwatch.model.clip_scorer import ClipScorer, FrameScore
 from clipwatch.model.detector import Detector
+from clipwatch.model.heatmap import overlay
 from clipwatch.model.metrics import equal_error_rate, frame_auc, has_both_classes
 from clipwatch.model.scoring import causal_regularity, paper_regularity
 from clipwatch.model.sidecar import Calibration
@@ -84,10 +86,27 @@ def replay_targets(source: str) -> list[ReplayTarget]:
     return [target]
 
 
+def write_heatmaps(scores: list[FrameScore], folder: Path) -> None:
+    """Each clip-end frame with its heatmap over it, as <folder>/<frame number>.jpg."""
+    for score in scores:
+        if score.error_map is not None and score.image is not None:
+            path = folder / f"{score.index + 1:06d}.jpg"
+            if not cv2.imwrite(str(path), overlay(score.image, score.error_map)):
+                raise ClipwatchError(f"cannot write heatmap {path}")
+
+
 def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime: bool,
-                 batch_size: int, bar: tqdm) -> tuple[ClipResult, int]:
+                 batch_size: int, bar: tqdm,
+                 heatmap_dir: Path | None = None) -> tuple[ClipResult, int]:
     """Score every frame of one target; returns its result and the number of clips run."""
-    scorer = ClipScorer(detector, stride=stride, batch_size=batch_size)
+    scorer = ClipScorer(detector, stride=stride, batch_size=batch_size,
+                        keep_maps=heatmap_dir is not None)
+    if heatmap_dir is not None:
+        heatmap_dir = heatmap_dir / target.name
+        try:
+            heatmap_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClipwatchError(f"cannot create {heatmap_dir}: {exc.strerror or exc}") from None
     scores = []
     with open_source(target.source) as src:
         if src.frame_count:
@@ -96,12 +115,18 @@ def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime
         frames = paced(src, src.fps or 10.0) if realtime else iter(src)
         try:
             for frame in frames:
-                scores.extend(scorer.push(frame))
+                new = scorer.push(frame)
+                if heatmap_dir is not None:
+                    write_heatmaps(new, heatmap_dir)
+                scores.extend(new)
                 bar.update(1)
         except KeyboardInterrupt:
             pass  # a live source runs until interrupted; score what arrived
         seen = len(scorer.buffer)
-        scores.extend(scorer.flush())
+        new = scorer.flush()
+        if heatmap_dir is not None:
+            write_heatmaps(new, heatmap_dir)
+        scores.extend(new)
     if not scores:
         raise SourceError(f"{target.source} has {seen} frames; scoring needs at least "
                           f"{detector.input_spec.clip_length}")
@@ -111,6 +136,8 @@ def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime
     if target.ground_truth is not None and target.ground_truth.abnormal_intervals is not None:
         labels = target.ground_truth.labels(int(frames.max()))
         abnormal = labels[frames - 1]
+    # Only numbers are kept: the maps and images were written above, and holding them for
+    # a long replay would grow without bound.
     result = ClipResult(target.name, frames, np.array([s.timestamp for s in scores]),
                         np.array([s.error for s in scores]), abnormal)
     return result, scorer.clips_scored
@@ -137,8 +164,8 @@ def pooled_metrics(clips: list[ClipResult], calibration: Calibration | None) -> 
 
 
 def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
-           realtime: bool = False, batch_size: int = 8,
-           show_progress: bool | None = None) -> ReplayReport:
+           realtime: bool = False, batch_size: int = 8, show_progress: bool | None = None,
+           heatmap_dir: Path | None = None) -> ReplayReport:
     started = time.monotonic()
     results, clips_scored = [], 0
     # Known totals (folders, files) give a real bar; tqdm hides itself when not on a terminal.
@@ -147,7 +174,8 @@ def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
     try:
         for target in targets:
             bar.set_description(target.name)
-            result, n = score_target(target, detector, stride, realtime, batch_size, bar)
+            result, n = score_target(target, detector, stride, realtime, batch_size, bar,
+                                     heatmap_dir)
             results.append(result)
             clips_scored += n
     finally:

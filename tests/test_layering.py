@@ -15,7 +15,8 @@ def python(code: str) -> subprocess.CompletedProcess:
 def test_stream_imports_neither_torch_fastapi_nor_model():
     run = python(
         "import sys, pkgutil, importlib, clipwatch.stream as s\n"
-        "for m in pkgutil.iter_modules(s.__path__): importlib.import_module(f'{s.__name__}.{m.name}')\n"
+        "for m in pkgutil.iter_modules(s.__path__):\n"
+        "    importlib.import_module(f'{s.__name__}.{m.name}')\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'fastapi')"
         " or m.startswith(('clipwatch.model', 'clipwatch.server'))]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
@@ -28,7 +29,8 @@ def test_replay_runs_with_torch_unimportable(tmp_path):
     run = python(
         "import sys; sys.modules['torch'] = None\n"
         "from clipwatch.cli import main\n"
-        f"sys.exit(main(['replay', '--stride', '10', '--summary', '--out', r'{tmp_path / 's.csv'}']))\n"
+        f"out = r'{tmp_path / 's.csv'}'\n"
+        "sys.exit(main(['replay', '--stride', '10', '--summary', '--out', out]))\n"
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "s.csv").is_file()

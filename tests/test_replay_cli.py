@@ -121,3 +121,19 @@ def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(bad_inputs, args, me
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, run.stderr
     assert "error" in lines[0] and message in lines[0]
+
+
+def test_heatmaps_are_written_over_each_clip_end_frame(tmp_path, sample_clip):
+    folder = tmp_path / "heat"
+    run = clipwatch("replay", str(sample_clip), "--stride", "10", "--summary",
+                    "--heatmaps", str(folder))
+    assert run.returncode == 0, run.stderr
+    files = sorted((folder / "01").iterdir())
+    # Clips end at frames 10, 20, ..., 180 (1-based): one overlay each, at the camera's size.
+    assert [f.name for f in files] == [f"{n:06d}.jpg" for n in range(10, 181, 10)]
+    overlay = cv2.imread(str(files[-1]))
+    assert overlay.shape == (240, 360, 3)
+    original = cv2.imread(str(sample_clip / "179.jpg"))
+    # The overlay is the frame with colour on it: close to the original, but not the same.
+    difference = np.abs(overlay.astype(int) - original.astype(int)).mean()
+    assert 0.1 < difference < 60

@@ -25,7 +25,9 @@ class FrameScore:
     index: int
     timestamp: float
     error: float  # e(t)
-    error_map: np.ndarray | None  # (S, S) per-pixel squared error; kept for clip ends only
+    # With keep_maps, for the newest frame of each clip (the heatmap's frame, DESIGN.md):
+    error_map: np.ndarray | None = None  # (S, S) per-pixel squared error
+    image: np.ndarray | None = None  # the decoded frame it belongs to, for overlays
 
 
 class ClipScorer:
@@ -39,12 +41,13 @@ class ClipScorer:
         self.batch_size = max(1, batch_size)
         self.keep_maps = keep_maps
         self._pending: list[Clip] = []
-        self._timestamps: dict[int, float] = {}
+        # Frames waiting for their score: index -> (timestamp, decoded image if keep_maps).
+        self._waiting: dict[int, tuple[float, np.ndarray | None]] = {}
         self.clips_scored = 0
 
     def push(self, frame: Frame) -> list[FrameScore]:
         """Add one decoded frame; returns the scores that became available."""
-        self._timestamps[frame.index] = frame.timestamp
+        self._waiting[frame.index] = (frame.timestamp, frame.image if self.keep_maps else None)
         clip = self.buffer.push(frame.index, preprocess(frame.image, self.spec))
         if clip is not None:
             self._pending.append(clip)
@@ -70,10 +73,11 @@ class ClipScorer:
         for b, clip in enumerate(clips):
             for pos in clip.new_positions:
                 index = clip.indices[pos]
-                is_end = pos == len(clip.indices) - 1
+                timestamp, image = self._waiting.pop(index)
+                is_end = self.keep_maps and pos == len(clip.indices) - 1
                 scores.append(FrameScore(
-                    index=index, timestamp=self._timestamps.pop(index),
-                    error=float(errors[b, pos]),
-                    error_map=maps[b, pos] if self.keep_maps and is_end else None,
+                    index=index, timestamp=timestamp, error=float(errors[b, pos]),
+                    error_map=maps[b, pos] if is_end else None,
+                    image=image if is_end else None,
                 ))
         return scores

@@ -1,4 +1,4 @@
-"""The ONNX Runtime detector: loads a model with its sidecar, picks the hardware, reconstructs clips.
+"""The ONNX Runtime detector: loads a model and its sidecar, reconstructs clips.
 
 CUDA (or TensorRT) is used only when a session really runs on it: onnxruntime-gpu lists the
 CUDA provider even on a machine without a GPU, and then silently runs on the CPU, so the

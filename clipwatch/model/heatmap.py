@@ -11,8 +11,15 @@ import numpy as np
 
 from clipwatch.stream.preprocess import to_gray
 
+# Per-pixel squared error that shows as the hottest colour. Inputs are normalized to [-1, 1],
+# so 0.25 is a difference of a quarter of the grey range: well above what a trained model
+# leaves on normal frames, reached by the objects it has never seen. A fixed scale (rather
+# than per-frame) keeps a normal frame looking calm instead of stretching its noise to red.
+DEFAULT_VMAX = 0.25
 
-def heatmap(error_map: np.ndarray, frame_shape: tuple[int, int], vmax: float) -> np.ndarray:
+
+def heatmap(error_map: np.ndarray, frame_shape: tuple[int, ...],
+            vmax: float = DEFAULT_VMAX) -> np.ndarray:
     """(S, S) error map -> (H, W, 3) uint8 BGR colour map, scaled so `vmax` is the hottest."""
     height, width = frame_shape[:2]
     scaled = np.clip(error_map / max(vmax, 1e-12), 0.0, 1.0)
@@ -21,8 +28,8 @@ def heatmap(error_map: np.ndarray, frame_shape: tuple[int, int], vmax: float) ->
     return cv2.applyColorMap((resized * 255).astype(np.uint8), cv2.COLORMAP_JET)
 
 
-def overlay(frame: np.ndarray, error_map: np.ndarray, vmax: float,
-            alpha: float = 0.45) -> np.ndarray:
+def overlay(frame: np.ndarray, error_map: np.ndarray, vmax: float = DEFAULT_VMAX,
+            alpha: float = 0.6) -> np.ndarray:
     """The frame (any OpenCV layout) with the heatmap blended over it, BGR uint8.
 
     Only irregular pixels are tinted: blending the whole colour map would paint the normal

@@ -1,1 +1,1 @@
-"""The live service (FastAPI app, camera pipelines, alerts, websockets, viewer): built by the live-service issue."""
+"""The live service: FastAPI app, camera pipelines, alerts, websockets, viewer (a later issue)."""

@@ -1,1 +1,1 @@
-"""Frames in: sources, preprocessing, the clip buffer and datasets. Imports neither torch nor fastapi."""
+"""Frames in: sources, preprocessing, the clip buffer, datasets. Imports no torch or fastapi."""

@@ -1,4 +1,4 @@
-"""The one preprocessing function: every frame a model sees (training, replay, live) comes from here.
+"""The one preprocessing function: every frame a model sees (training, replay, live) comes here.
 
 A frame becomes grayscale, is resized to the model's square input and normalized as the
 model's sidecar says, so a model never sees frames prepared another way.
@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How a model expects its clips: (clip_length, 1, size, size), value = (pixel/255 - mean)/std."""
+    """How a model expects clips: (clip_length, 1, size, size), value (pixel/255 - mean) / std."""
 
     clip_length: int = 10
     size: int = 227

@@ -3,12 +3,10 @@
 import logging
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from clipwatch.errors import ModelError
 from clipwatch.model.detector import Detector, DetectorOptions
-
 
 
 def test_cpu_is_used_and_fallback_is_logged_once(exported, caplog):
