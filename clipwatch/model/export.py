@@ -7,8 +7,6 @@ The graph takes `clips` (batch, T, 1, S, S) with a dynamic batch and returns the
 from __future__ import annotations
 
 import logging
-import platform
-import subprocess
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ import torch
 
 from clipwatch import __version__
 from clipwatch.model.checkpoint import load_checkpoint, model_from_checkpoint
+from clipwatch.model.provenance import git_commit, hardware
 from clipwatch.model.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, write_sidecar
 
 log = logging.getLogger(__name__)
@@ -34,16 +33,6 @@ class ExportReport:
     sidecar_path: Path
     max_abs_diff: float
     parity_clips: int
-
-
-def git_commit() -> str | None:
-    """The commit of the code doing the export, when it runs from a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def provenance_from_checkpoint(payload: dict, checkpoint_path: Path) -> dict:
@@ -64,11 +53,13 @@ def provenance_from_checkpoint(payload: dict, checkpoint_path: Path) -> dict:
         "bf16": config.get("bf16"),
         "seed": config.get("seed"),
         "train_seconds": round(payload.get("train_seconds", 0.0), 1),
+        "train_hardware": payload.get("hardware"),
         "final_loss": payload["losses"][-1] if payload.get("losses") else None,
         "code_version": payload.get("code_version"),
+        "code_commit": payload.get("code_commit"),
         "exported_by": f"clipwatch {__version__} ({git_commit() or 'no git'})",
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hardware": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "export_hardware": hardware(),
     }
 
 

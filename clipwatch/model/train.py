@@ -21,6 +21,7 @@ from clipwatch import __version__
 from clipwatch.errors import ClipwatchError
 from clipwatch.model.checkpoint import load_checkpoint, save_checkpoint
 from clipwatch.model.network import NetworkArgs, SpatiotemporalAutoencoder
+from clipwatch.model.provenance import git_commit, hardware
 from clipwatch.stream.footage import load_normal_clips
 from clipwatch.stream.preprocess import InputSpec
 
@@ -111,7 +112,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
             "train_frames": sum(len(c.frames) for c in clips),
             "step": step, "losses": losses, "train_seconds": seconds,
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "code_version": __version__,
+            "code_version": __version__, "code_commit": git_commit(), "hardware": hardware(),
         })
 
     model.train()
