@@ -243,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("clipwatch: %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # OpenCV's own warnings ("[ WARN:0@1.0] ... can't be used to capture by name") repeat what
+    # our one-line errors say, less clearly; -v keeps them.
+    import cv2
+
+    levels = cv2.utils.logging
+    levels.setLogLevel(levels.LOG_LEVEL_WARNING if args.verbose else levels.LOG_LEVEL_ERROR)
     try:
         return args.func(args)
     except ClipwatchError as exc:

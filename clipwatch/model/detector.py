@@ -74,6 +74,8 @@ class Detector:
     def __init__(self, model_path: str | Path, options: DetectorOptions | None = None) -> None:
         self.path = Path(model_path)
         self.options = options or DetectorOptions()
+        if self.path.is_dir():
+            raise ModelError(f"model {self.path} is a folder, not an ONNX model file")
         if not self.path.is_file():
             raise ModelError(f"model {self.path} does not exist")
         self.sidecar = read_sidecar(self.path)
