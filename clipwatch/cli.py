@@ -121,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from clipwatch.model.train import TrainConfig, train
 
     config = TrainConfig(data=str(args.data), steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, holdout=tuple(args.holdout), seed=args.seed,
+                         lr=args.lr, lr_schedule=args.lr_schedule, holdout=tuple(args.holdout),
+                         seed=args.seed,
                          checkpoint_every_s=args.checkpoint_minutes * 60, bf16=not args.fp32)
     path = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes)
     print(f"checkpoint written to {path}")
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, help="stop after this many minutes (checkpointed)")
     p.add_argument("--batch-size", type=_positive_int, default=4)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     p.add_argument("--holdout", nargs="*", default=[], help="normal clips kept for calibration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)

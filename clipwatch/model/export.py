@@ -50,6 +50,8 @@ def provenance_from_checkpoint(payload: dict, checkpoint_path: Path) -> dict:
         "train_frames": frames,
         "frame_strides": list(config.get("frame_strides", ())),
         "learning_rate": config.get("lr"),
+        "lr_schedule": config.get("lr_schedule", "constant"),
+        "run_history": payload.get("history"),
         "bf16": config.get("bf16"),
         "seed": config.get("seed"),
         "train_seconds": round(payload.get("train_seconds", 0.0), 1),

@@ -9,6 +9,7 @@ optimizer, step and both random generators are in the checkpoint.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 4
     lr: float = 5e-4
+    # "constant", or "cosine": decay from lr to lr/10 over `steps` (a long run's last steps
+    # at a low rate settle the weights; the rate is a function of the step, so resume is exact).
+    lr_schedule: str = "constant"
     frame_strides: tuple[int, ...] = (1, 2, 3)
     holdout: tuple[str, ...] = ()  # normal clips kept out of training, for calibration
     seed: int = 0
@@ -73,6 +77,15 @@ class ClipSampler:
         return np.stack(batch)[:, :, None].astype(np.float32)  # (B, T, 1, S, S)
 
 
+def learning_rate(config: TrainConfig, step: int) -> float:
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "cosine":
+        progress = min(step / max(config.steps, 1), 1.0)
+        return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    raise ClipwatchError(f"unknown learning-rate schedule {config.lr_schedule!r}")
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -88,16 +101,24 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     model = SpatiotemporalAutoencoder(NetworkArgs(clip_length=config.input_spec.clip_length,
                                                   frame_size=config.input_spec.size)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, losses, seconds = 0, [], 0.0
+    step, losses, seconds, history = 0, [], 0.0, []
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, losses, seconds = state["step"], state["losses"], state["train_seconds"]
+        saved = state["config"]
+        history = state.get("history") or [  # checkpoints from before the history was kept
+            {"from_step": 0, "steps": saved["steps"], "lr": saved["lr"],
+             "lr_schedule": saved.get("lr_schedule", "constant"),
+             "batch_size": saved["batch_size"]}]
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt_path, step)
 
+    # Each start (or resume) with its settings, so a run extended with other settings says so.
+    history.append({"from_step": step, "steps": config.steps, "lr": config.lr,
+                    "lr_schedule": config.lr_schedule, "batch_size": config.batch_size})
     clips = load_normal_clips(config.data, config.input_spec, exclude=config.holdout)
     log.info("training on %d normal clips (%d frames), holding out %s", len(clips),
              sum(len(c.frames) for c in clips), list(config.holdout) or "none")
@@ -110,7 +131,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
             "network_args": model.args.to_dict(), "input_spec": config.input_spec.to_dict(),
             "config": asdict(config), "train_clips": [c.name for c in clips],
             "train_frames": sum(len(c.frames) for c in clips),
-            "step": step, "losses": losses, "train_seconds": seconds,
+            "step": step, "losses": losses, "train_seconds": seconds, "history": history,
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "code_version": __version__, "code_commit": git_commit(), "hardware": hardware(),
         })
@@ -131,6 +152,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         loss = torch.mean((recon.float() - batch) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
         optimizer.step()
         step += 1
         losses.append(float(loss))
