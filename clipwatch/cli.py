@@ -1,4 +1,4 @@
-"""The `clipwatch` command: replay, train, export, calibrate.
+"""The `clipwatch` command: replay, train, export, calibrate, evaluate.
 
 Every expected failure (bad input, missing files, a model that does not match its sidecar)
 ends with one line on stderr and a non-zero exit; torch is imported only by the commands
@@ -139,36 +139,68 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from clipwatch.model.calibration import calibrate_errors
-    from clipwatch.model.sidecar import read_sidecar, write_sidecar
-    from clipwatch.replay import ReplayTarget, score_target
-    from clipwatch.stream.footage import normal_clip_paths
+    from clipwatch.evaluate import calibrate_scored, normal_targets, score_clips
+    from clipwatch.model.scoring_options import ScoringOptions
+    from clipwatch.model.sidecar import write_sidecar
 
     detector = _detector(args)
-    paths = normal_clip_paths(args.normal_data)
-    if args.clips:
-        names = {n for n, _ in paths}
-        missing = [c for c in args.clips if c not in names]
-        if missing:
-            raise ClipwatchError(f"no normal clip named {', '.join(missing)} in {args.normal_data}")
-        paths = [(n, p) for n, p in paths if n in args.clips]
-    from tqdm import tqdm
+    scoring = ScoringOptions.parse(args.scoring) if args.scoring else detector.sidecar.scoring
+    targets = normal_targets(args.normal_data, args.clips)
+    normal = score_clips(targets, detector, (scoring.patch,) if scoring.patch else (),
+                         "normal clips")
+    data = f"{args.normal_data} clips {', '.join(t.name for t in targets)}"
+    calibration = calibrate_scored(normal, scoring, args.far, data)
+    detector.sidecar.calibration = calibration
+    write_sidecar(Path(args.model), detector.sidecar)
+    print(f"calibrated {scoring.name} on {calibration.frames} normal frames: "
+          f"e_lo {calibration.e_lo:.1f}, e_hi {calibration.e_hi:.1f}, threshold "
+          f"{calibration.threshold:.4f} at {calibration.false_alarm_rate:.1%} false alarms "
+          f"per frame")
+    return 0
 
-    errors = []
-    with tqdm(unit="frame", disable=None, leave=False) as bar:
-        for name, path in paths:
-            result, _ = score_target(ReplayTarget(name, path, None), detector, 1, False, 8, bar)
-            errors.append(result.errors)
-    data = f"{args.normal_data} clips {', '.join(n for n, _ in paths)}"
-    calibration = calibrate_errors(np.concatenate(errors), args.far, data)
-    sidecar = read_sidecar(Path(args.model))
-    sidecar.calibration = calibration
-    write_sidecar(Path(args.model), sidecar)
-    print(f"calibrated on {calibration.frames} normal frames: e_lo {calibration.e_lo:.1f}, "
-          f"e_hi {calibration.e_hi:.1f}, threshold {calibration.threshold:.4f} "
-          f"at {calibration.false_alarm_rate:.1%} false alarms per frame")
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from clipwatch.evaluate import evaluate
+    from clipwatch.model.scoring_options import ScoringOptions
+    from clipwatch.plots import plot_regularity, plot_roc
+
+    detector = _detector(args)
+    scoring = ScoringOptions.parse(args.scoring) if args.scoring else None
+    report = evaluate(detector, args.ucsd_root, clip_names=args.clips,
+                      normal_data=args.normal_data, normal_names=args.normal_clips,
+                      compare=not args.no_compare, scoring=scoring)
+    result = report.to_json()
+    if report.variants:
+        print(f"{'scoring':<28} {'AUC paper':>9} {'EER paper':>9} {'AUC causal':>10} "
+              f"{'EER causal':>10}")
+        for variant in sorted(result["variants"], key=lambda v: -v.get("auc_paper", 0)):
+            print(f"{variant['name']:<28} {variant.get('auc_paper', float('nan')):>9.4f} "
+                  f"{variant.get('eer_paper', float('nan')):>9.4f} "
+                  f"{variant.get('auc_causal', float('nan')):>10.4f} "
+                  f"{variant.get('eer_causal', float('nan')):>10.4f}")
+    causal = result["auc_causal"]
+    print(f"{report.scoring.name} (the model's scoring) over {result['frames']} frames of "
+          f"{result['clips']} clips ({result['frames_abnormal']} abnormal): AUC paper "
+          f"{result['auc_paper']:.4f}, EER {result['eer']:.4f}; AUC causal "
+          + (f"{causal:.4f}, EER {result['eer_causal']:.4f}" if causal is not None
+             else "n/a (no calibration)"))
+    if args.json:
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            raise ClipwatchError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"results written to {args.json}")
+    if args.plots:
+        folder = Path(args.plots)
+        for clip in report.clips:
+            plot_regularity([clip], report.calibration, folder / f"regularity_{clip.name}.png",
+                            f"{clip.name}: {report.scoring.name}")
+        plot_roc(report.clips, report.calibration, folder / "roc.png",
+                 f"{Path(args.model).name} on {Path(args.ucsd_root).name}")
+        print(f"plots written to {folder}/")
     return 0
 
 
@@ -232,8 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("normal_data", help="UCSD root or folder of normal clips (held out of training)")
     p.add_argument("--clips", nargs="*", help="only these normal clips (e.g. the held-out ones)")
     p.add_argument("--far", type=float, default=0.01, help="false-alarm rate per frame")
+    p.add_argument("--scoring", help="scoring to calibrate and ship, e.g. frame, patch32, "
+                                     "patch32+smooth5 (default: the model's current one)")
     _add_model_options(p)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("evaluate", help="frame-level AUC/EER on a UCSD test set, every scoring")
+    p.add_argument("model")
+    p.add_argument("ucsd_root", help="UCSD root with test clips and ground truth")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--plots", help="write per-clip regularity plots and the ROC here")
+    p.add_argument("--clips", nargs="*", help="only these test clips")
+    p.add_argument("--normal-data", help="where the held-out normal clips are (default: the "
+                                         "UCSD root's training clips)")
+    p.add_argument("--normal-clips", nargs="*", help="held-out normal clips for calibrating "
+                                                     "the compared scorings (default: the "
+                                                     "sidecar's held-out clips)")
+    p.add_argument("--scoring", help="evaluate this scoring instead of the model's own")
+    p.add_argument("--no-compare", action="store_true", help="skip the scoring comparison")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

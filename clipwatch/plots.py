@@ -25,7 +25,6 @@ def _shade_abnormal(ax, frames: np.ndarray, abnormal: np.ndarray) -> None:
 
 def plot_regularity(clips, calibration, path: Path, title: str = "") -> Path:
     """One panel per clip: paper and causal regularity, the alert threshold, ground truth."""
-    path = Path(path)
     cols = min(3, len(clips))
     rows = math.ceil(len(clips) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.2 * rows), squeeze=False)
@@ -49,6 +48,11 @@ def plot_regularity(clips, calibration, path: Path, title: str = "") -> Path:
     axes.flat[0].legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
     fig.tight_layout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,3 +62,28 @@ def plot_regularity(clips, calibration, path: Path, title: str = "") -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def plot_roc(clips, calibration, path: Path, title: str = "") -> Path:
+    """ROC of the pooled frames: paper regularity, and causal where there is a calibration."""
+    from clipwatch.model.metrics import frame_auc, roc
+
+    labelled = [c for c in clips if c.abnormal is not None]
+    if not labelled:
+        raise ClipwatchError("no ground truth: nothing to draw a ROC from")
+    abnormal = np.concatenate([c.abnormal for c in labelled])
+    curves = {"paper": np.concatenate([c.paper for c in labelled])}
+    if calibration is not None:
+        curves["causal"] = np.concatenate([c.causal(calibration) for c in labelled])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, regularity in curves.items():
+        fpr, tpr = roc(regularity, abnormal)
+        ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUC {frame_auc(regularity, abnormal):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.plot([0, 1], [1, 0], color="grey", ls="--", lw=0.8, label="EER line")
+    ax.set_xlabel("false positive rate (normal frames flagged)")
+    ax.set_ylabel("true positive rate (abnormal frames found)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -18,9 +18,11 @@ from tqdm import tqdm
 from clipwatch.errors import ClipwatchError, SourceError
 from clipwatch.model.clip_scorer import ClipScorer, FrameScore
 from clipwatch.model.detector import Detector
+from clipwatch.model.frame_series import frame_series
 from clipwatch.model.heatmap import overlay
 from clipwatch.model.metrics import equal_error_rate, frame_auc, has_both_classes
 from clipwatch.model.scoring import causal_regularity, paper_regularity
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 from clipwatch.stream.sources import open_source, paced
 from clipwatch.stream.ucsd import UcsdClip, find_ucsd, ground_truth_for_folder
@@ -96,11 +98,15 @@ def write_heatmaps(scores: list[FrameScore], folder: Path) -> None:
 
 
 def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime: bool,
-                 batch_size: int, bar: tqdm,
-                 heatmap_dir: Path | None = None) -> tuple[ClipResult, int]:
-    """Score every frame of one target; returns its result and the number of clips run."""
+                 batch_size: int, bar: tqdm, heatmap_dir: Path | None = None,
+                 scoring: ScoringOptions | None = None,
+                 extra_patches: tuple[int, ...] = ()) -> tuple[ClipResult, ClipScorer]:
+    """Score every frame of one target; returns its result and the scorer (clips run, and
+    every clip's errors for re-scoring under other options)."""
+    scoring = scoring or detector.sidecar.scoring
     scorer = ClipScorer(detector, stride=stride, batch_size=batch_size,
-                        keep_maps=heatmap_dir is not None)
+                        keep_maps=heatmap_dir is not None, patch=scoring.patch,
+                        keep_clip_errors=True, extra_patches=extra_patches)
     if heatmap_dir is not None:
         heatmap_dir = heatmap_dir / target.name
         try:
@@ -130,17 +136,20 @@ def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime
     if not scores:
         raise SourceError(f"{target.source} has {seen} frames; scoring needs at least "
                           f"{detector.input_spec.clip_length}")
-    scores.sort(key=lambda s: s.index)
-    frames = np.array([s.index + 1 for s in scores])
-    abnormal = None
-    if target.ground_truth is not None and target.ground_truth.abnormal_intervals is not None:
-        labels = target.ground_truth.labels(int(frames.max()))
-        abnormal = labels[frames - 1]
+    timestamps = {s.index: s.timestamp for s in scores}
+    indices, errors = frame_series(scorer.clip_errors, scoring)
     # Only numbers are kept: the maps and images were written above, and holding them for
     # a long replay would grow without bound.
-    result = ClipResult(target.name, frames, np.array([s.timestamp for s in scores]),
-                        np.array([s.error for s in scores]), abnormal)
-    return result, scorer.clips_scored
+    result = ClipResult(target.name, indices + 1, np.array([timestamps[i] for i in indices]),
+                        errors, labels_for(target, indices))
+    return result, scorer
+
+
+def labels_for(target: ReplayTarget, indices: np.ndarray) -> np.ndarray | None:
+    """Ground truth (True = abnormal) for the given 0-based frame indices, if there is any."""
+    if target.ground_truth is None or target.ground_truth.abnormal_intervals is None:
+        return None
+    return target.ground_truth.labels(int(indices.max()) + 1)[indices]
 
 
 def pooled_metrics(clips: list[ClipResult], calibration: Calibration | None) -> dict[str, float]:
@@ -165,7 +174,8 @@ def pooled_metrics(clips: list[ClipResult], calibration: Calibration | None) -> 
 
 def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
            realtime: bool = False, batch_size: int = 8, show_progress: bool | None = None,
-           heatmap_dir: Path | None = None) -> ReplayReport:
+           heatmap_dir: Path | None = None,
+           scoring: ScoringOptions | None = None) -> ReplayReport:
     started = time.monotonic()
     results, clips_scored = [], 0
     # Known totals (folders, files) give a real bar; tqdm hides itself when not on a terminal.
@@ -174,10 +184,10 @@ def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
     try:
         for target in targets:
             bar.set_description(target.name)
-            result, n = score_target(target, detector, stride, realtime, batch_size, bar,
-                                     heatmap_dir)
+            result, scorer = score_target(target, detector, stride, realtime, batch_size, bar,
+                                          heatmap_dir, scoring)
             results.append(result)
-            clips_scored += n
+            clips_scored += scorer.clips_scored
     finally:
         bar.close()
     report = ReplayReport(results, detector.sidecar.calibration, time.monotonic() - started,

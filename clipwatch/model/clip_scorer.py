@@ -5,6 +5,9 @@ Every frame is scored exactly once, by the first clip that contains it as a new 
 defines e(t). The first full window also scores its first T-1 frames, so a video's every
 frame has a score. Clips are batched up to `batch_size` before inference (offline
 throughput); live use passes batch_size=1 for the lowest latency.
+
+For offline scoring options that need more than the newest frames (the mean over overlapping
+clips), the scorer can also keep every clip's per-position errors (`ClipErrors`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipwatch.model.detector import Detector
-from clipwatch.model.scoring import error_maps, frame_errors
+from clipwatch.model.scoring import error_maps, frame_errors, patch_errors
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.stream.clip_buffer import Clip, ClipBuffer
 from clipwatch.stream.preprocess import preprocess
 from clipwatch.stream.sources import Frame
@@ -24,22 +28,40 @@ from clipwatch.stream.sources import Frame
 class FrameScore:
     index: int
     timestamp: float
-    error: float  # e(t)
+    error: float  # e(t) under the scorer's measure (whole frame, or worst patch)
     # With keep_maps, for the newest frame of each clip (the heatmap's frame, DESIGN.md):
     error_map: np.ndarray | None = None  # (S, S) per-pixel squared error
     image: np.ndarray | None = None  # the decoded frame it belongs to, for overlays
 
 
+@dataclass(frozen=True)
+class ClipErrors:
+    """One clip's error at each of its positions, for every measure the scorer computes."""
+
+    indices: tuple[int, ...]  # source frame index at each position
+    new: int  # how many of the last positions are new frames (see Clip.new)
+    errors: dict[str, np.ndarray]  # measure ('frame', 'patch32', ...) -> (T,)
+
+
 class ClipScorer:
-    """Scores the frames of one source as they arrive."""
+    """Scores the frames of one source as they arrive.
+
+    `patch` picks the measure of FrameScore.error (0: whole frame); `extra_patches` adds
+    measures to the kept ClipErrors, so one inference pass can compare several.
+    """
 
     def __init__(self, detector: Detector, stride: int = 1, batch_size: int = 8,
-                 keep_maps: bool = False) -> None:
+                 keep_maps: bool = False, patch: int = 0, keep_clip_errors: bool = False,
+                 extra_patches: tuple[int, ...] = ()) -> None:
         self.detector = detector
         self.spec = detector.input_spec
         self.buffer = ClipBuffer(self.spec.clip_length, stride)
         self.batch_size = max(1, batch_size)
         self.keep_maps = keep_maps
+        self.patch = patch
+        self.patches = tuple(dict.fromkeys((0, patch, *extra_patches)))  # ordered, unique
+        self.keep_clip_errors = keep_clip_errors
+        self.clip_errors: list[ClipErrors] = []
         self._pending: list[Clip] = []
         # Frames waiting for their score: index -> (timestamp, decoded image if keep_maps).
         self._waiting: dict[int, tuple[float, np.ndarray | None]] = {}
@@ -67,10 +89,17 @@ class ClipScorer:
         batch = np.stack([c.frames for c in clips])  # (B, T, 1, S, S)
         recon = self.detector.reconstruct(batch)
         maps = error_maps(batch[:, :, 0], recon[:, :, 0])  # (B, T, S, S)
-        errors = frame_errors(maps)  # (B, T)
+        measures = {  # measure name -> (B, T)
+            ScoringOptions(patch=p).measure: patch_errors(maps, p) if p else frame_errors(maps)
+            for p in self.patches
+        }
+        errors = measures[ScoringOptions(patch=self.patch).measure]
         self.clips_scored += len(clips)
         scores = []
         for b, clip in enumerate(clips):
+            if self.keep_clip_errors:
+                self.clip_errors.append(ClipErrors(
+                    clip.indices, clip.new, {k: v[b].copy() for k, v in measures.items()}))
             for pos in clip.new_positions:
                 index = clip.indices[pos]
                 timestamp, image = self._waiting.pop(index)

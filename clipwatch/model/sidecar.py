@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from clipwatch.errors import ModelError
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.stream.preprocess import InputSpec
 
 SIDECAR_FORMAT = 1
@@ -39,10 +40,21 @@ class Calibration:
     false_alarm_rate: float  # fraction of normal frames below `threshold` on the data below
     data: str  # what it was computed on
     frames: int
+    # The e(t) these constants belong to: live scoring must use the same options.
+    scoring: ScoringOptions = field(default_factory=ScoringOptions)
 
     def __post_init__(self) -> None:
         if not self.e_hi > 0:
             raise ModelError(f"calibration e_hi must be positive, got {self.e_hi}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "scoring": self.scoring.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        fields = dict(data)
+        fields["scoring"] = ScoringOptions.from_dict(fields.get("scoring") or {})
+        return cls(**fields)
 
 
 @dataclass
@@ -55,6 +67,11 @@ class Sidecar:
     input_name: str = INPUT_NAME
     output_names: tuple[str, ...] = OUTPUT_NAMES
 
+    @property
+    def scoring(self) -> ScoringOptions:
+        """The model's scoring: the one its calibration was made with, else the plain sum."""
+        return self.calibration.scoring if self.calibration else ScoringOptions()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": SIDECAR_FORMAT,
@@ -63,7 +80,7 @@ class Sidecar:
                       "layout": "(batch, clip_length, 1, size, size) float32",
                       "normalization": "(pixel / 255 - mean) / std, grayscale"},
             "outputs": list(self.output_names),
-            "calibration": asdict(self.calibration) if self.calibration else None,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "provenance": self.provenance,
             "metrics": self.metrics,
         }
@@ -77,7 +94,7 @@ class Sidecar:
             return cls(
                 name=str(data["name"]),
                 input_spec=InputSpec.from_dict(data["input"]),
-                calibration=Calibration(**cal) if cal else None,
+                calibration=Calibration.from_dict(cal) if cal else None,
                 provenance=dict(data.get("provenance") or {}),
                 metrics=dict(data.get("metrics") or {}),
                 input_name=str(data["input"]["name"]),

@@ -1,0 +1,178 @@
+"""Evaluation and calibration over recorded footage, for every scoring option from one pass.
+
+Each clip is run through the model once, keeping every clip's per-position errors under
+several measures; each scoring option is then just a different reading of those errors.
+Frame-level AUC is computed under the paper protocol (per-video min/max, all frames pooled)
+and under the causal score, whose e_lo/e_hi come from normal clips held out of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from clipwatch.errors import DatasetError
+from clipwatch.model.calibration import calibrate_errors
+from clipwatch.model.clip_scorer import ClipErrors
+from clipwatch.model.detector import Detector
+from clipwatch.model.frame_series import frame_series
+from clipwatch.model.scoring_options import ScoringOptions
+from clipwatch.model.sidecar import Calibration
+from clipwatch.replay import ClipResult, ReplayTarget, labels_for, pooled_metrics, score_target
+from clipwatch.stream.footage import normal_clip_paths
+from clipwatch.stream.ucsd import find_ucsd
+
+PATCHES = (16, 32, 64)  # window sides compared (pixels of the 227x227 input)
+SMOOTHING = (1, 5, 9)  # trailing-mean windows compared (frames)
+
+
+@dataclass
+class ScoredClip:
+    """One clip's inference results, readable under any scoring option."""
+
+    target: ReplayTarget
+    timestamps: dict[int, float]
+    clip_errors: list[ClipErrors]
+
+    def result(self, options: ScoringOptions) -> ClipResult:
+        indices, errors = frame_series(self.clip_errors, options)
+        return ClipResult(self.target.name, indices + 1,
+                          np.array([self.timestamps.get(i, np.nan) for i in indices]), errors,
+                          labels_for(self.target, indices))
+
+
+def score_clips(targets: list[ReplayTarget], detector: Detector, patches: tuple[int, ...],
+                what: str) -> list[ScoredClip]:
+    """Run every target through the model once (stride 1), keeping all measures."""
+    scored = []
+    with tqdm(unit="frame", desc=what, disable=None, leave=False) as bar:
+        for target in targets:
+            result, scorer = score_target(target, detector, 1, False, 8, bar,
+                                          scoring=ScoringOptions(), extra_patches=patches)
+            timestamps = dict(zip((result.frames - 1).tolist(), result.timestamps, strict=True))
+            scored.append(ScoredClip(target, timestamps, scorer.clip_errors))
+    return scored
+
+
+def normal_targets(data: str | Path, names: list[str] | None) -> list[ReplayTarget]:
+    """Normal clips by name from a UCSD root (its training clips) or a folder of clips."""
+    paths = normal_clip_paths(data)
+    if names:
+        known = {n for n, _ in paths}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise DatasetError(f"no normal clip named {', '.join(missing)} in {data} "
+                               f"(have {', '.join(sorted(known))})")
+        paths = [(n, p) for n, p in paths if n in names]
+    return [ReplayTarget(n, p, None) for n, p in paths]
+
+
+def calibrate_scored(normal: list[ScoredClip], options: ScoringOptions, far: float,
+                     data: str) -> Calibration:
+    errors = np.concatenate([frame_series(c.clip_errors, options)[1] for c in normal])
+    return calibrate_errors(errors, far, data, options)
+
+
+def scoring_variants(patches=PATCHES, smoothing=SMOOTHING) -> list[ScoringOptions]:
+    return [ScoringOptions(patch=p, overlap=o, smooth=s)
+            for p, o, s in itertools.product((0, *patches), (False, True), smoothing)]
+
+
+@dataclass
+class VariantResult:
+    options: ScoringOptions
+    metrics: dict[str, float]
+    calibration: Calibration | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.options.name, **{k: round(v, 4) for k, v in self.metrics.items()
+                                              if k.startswith(("auc", "eer"))}}
+
+
+@dataclass
+class Evaluation:
+    model: str
+    dataset: str
+    scoring: ScoringOptions
+    clips: list[ClipResult]
+    calibration: Calibration | None
+    metrics: dict[str, float]
+    variants: list[VariantResult] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        m = self.metrics
+        per_clip = []
+        for clip in self.clips:
+            entry = {"name": clip.name, "frames": len(clip.errors),
+                     "abnormal": int(clip.abnormal.sum()) if clip.abnormal is not None else None}
+            clip_metrics = pooled_metrics([clip], self.calibration)
+            entry.update({k: round(v, 4) for k, v in clip_metrics.items() if k.startswith("auc")})
+            per_clip.append(entry)
+        return {
+            "model": self.model, "dataset": self.dataset, "scoring": self.scoring.to_dict(),
+            "auc_paper": m.get("auc_paper"), "auc_causal": m.get("auc_causal"),
+            "eer": m.get("eer_paper"), "eer_causal": m.get("eer_causal"),
+            "frames": sum(len(c.errors) for c in self.clips), "clips": len(self.clips),
+            "frames_abnormal": int(m.get("frames_abnormal", 0)),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "per_clip": per_clip,
+            "variants": [v.to_dict() for v in self.variants],
+        }
+
+
+def labelled_test_targets(ucsd_root: str | Path,
+                          clip_names: list[str] | None) -> list[ReplayTarget]:
+    dataset = find_ucsd(ucsd_root)
+    if dataset is None:
+        raise DatasetError(f"{ucsd_root} is not a UCSD dataset root (official or JPEG layout)")
+    clips = [c for c in dataset.test if c.abnormal_intervals is not None]
+    if clip_names:
+        clips = [c for c in clips if c.name in clip_names]
+    if not clips:
+        raise DatasetError(f"no test clips with ground truth in {ucsd_root}"
+                           + (f" named {', '.join(clip_names)}" if clip_names else ""))
+    return [ReplayTarget(c.name, c.frames_dir, c) for c in clips]
+
+
+def evaluate(detector: Detector, ucsd_root: str | Path, clip_names: list[str] | None = None,
+             normal_data: str | Path | None = None, normal_names: list[str] | None = None,
+             compare: bool = True, scoring: ScoringOptions | None = None) -> Evaluation:
+    """Evaluate with the model's own scoring and calibration, and (compare) every variant.
+
+    Variants other than the model's own are calibrated on the normal clips (by default the
+    clips the sidecar says were held out of training, from the same UCSD root)."""
+    scoring = scoring or detector.sidecar.scoring
+    tests = labelled_test_targets(ucsd_root, clip_names)
+    patches = tuple(sorted({*PATCHES, scoring.patch} - {0})) if compare else \
+        ((scoring.patch,) if scoring.patch else ())
+    scored = score_clips(tests, detector, patches, "test clips")
+
+    held_out = normal_names or detector.sidecar.provenance.get("held_out_clips") or None
+    normal_root = normal_data or (ucsd_root if held_out else None)
+    normal: list[ScoredClip] = []
+    if normal_root is not None and held_out:
+        normal = score_clips(normal_targets(normal_root, held_out), detector, patches,
+                             "normal clips")
+    data = f"{normal_root} clips {', '.join(held_out)}" if normal else ""
+    far = detector.sidecar.calibration.false_alarm_rate if detector.sidecar.calibration else 0.01
+
+    def calibration_for(options: ScoringOptions) -> Calibration | None:
+        own = detector.sidecar.calibration
+        if own is not None and own.scoring == options:
+            return own  # what ships is what is measured
+        return calibrate_scored(normal, options, far, data) if normal else None
+
+    calibration = calibration_for(scoring)
+    results = [c.result(scoring) for c in scored]
+    report = Evaluation(str(detector.path), str(ucsd_root), scoring, results, calibration,
+                        pooled_metrics(results, calibration))
+    if compare:
+        for options in scoring_variants():
+            cal = calibration_for(options)
+            metrics = pooled_metrics([c.result(options) for c in scored], cal)
+            report.variants.append(VariantResult(options, metrics, cal))
+    return report
