@@ -124,8 +124,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                          lr=args.lr, lr_schedule=args.lr_schedule, holdout=tuple(args.holdout),
                          seed=args.seed,
                          checkpoint_every_s=args.checkpoint_minutes * 60, bf16=not args.fp32)
-    path = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes)
-    print(f"checkpoint written to {path}")
+    result = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes,
+                   stop_at=args.until)
+    print(f"checkpoint written to {result.checkpoint} (step {result.step})")
+    if result.losses:
+        from clipwatch.plots import plot_loss
+
+        curve = plot_loss(result.losses, Path(args.out) / "loss.png",
+                          f"{Path(args.data).name}: {result.step} steps")
+        print(f"loss curve written to {curve}")
     return 0
 
 
@@ -243,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for checkpoints")
     p.add_argument("--steps", type=_positive_int, default=1000)
     p.add_argument("--minutes", type=float, help="stop after this many minutes (checkpointed)")
+    p.add_argument("--until", type=_positive_int, metavar="STEP",
+                   help="stop at this step (checkpointed); --resume continues to --steps")
     p.add_argument("--batch-size", type=_positive_int, default=4)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")

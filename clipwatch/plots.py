@@ -87,3 +87,22 @@ def plot_roc(clips, calibration, path: Path, title: str = "") -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_loss(losses: list[float], path: Path, title: str = "training loss") -> Path:
+    """Per-step loss (faint) and its running mean over 50 steps, log scale."""
+    losses = np.asarray(losses, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8, label="per step")
+    window = min(50, len(losses))
+    if window > 1:
+        mean = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], mean, color="tab:blue", lw=1.6, label=f"mean of {window}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE (normalized pixels)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

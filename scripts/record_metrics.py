@@ -1,40 +1,46 @@
-"""Replay a UCSD root with a model and record the frame-level metrics in the model's sidecar.
+"""Evaluate a model on a UCSD root and record the figures in its sidecar and beside it.
 
-    python scripts/record_metrics.py weights/ucsd_ped2_short.onnx ../shared/data/ucsd_ped2
+    python scripts/record_metrics.py weights/ucsd_ped2.onnx ../shared/data/ucsd_ped2
+
+Writes the model's scoring's AUC/EER into the sidecar's metrics and the whole evaluation
+(every scoring option) to `<model>.eval.json`.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.evaluate import evaluate
 from clipwatch.model.detector import Detector
-from clipwatch.model.sidecar import read_sidecar, write_sidecar
-from clipwatch.replay import replay, replay_targets
+from clipwatch.model.sidecar import write_sidecar
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("ucsd_root")
-    parser.add_argument("--stride", type=int, default=1)
     args = parser.parse_args()
     try:
         detector = Detector(args.model)
-        report = replay(replay_targets(args.ucsd_root), detector, stride=args.stride)
+        report = evaluate(detector, args.ucsd_root)
     except ClipwatchError as exc:
         print(f"record_metrics: error: {exc}", file=sys.stderr)
         return 1
-    sidecar = read_sidecar(Path(args.model))
-    m = report.metrics
-    sidecar.metrics.update({
-        "evaluated_on": f"{args.ucsd_root} test clips {', '.join(c.name for c in report.clips)}",
-        "stride": args.stride,
-        "frames": report.frames,
-        **{k: round(v, 4) for k, v in m.items() if k.startswith(("auc", "eer"))},
+    result = report.to_json()
+    model = Path(args.model)
+    model.with_suffix(".eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    detector.sidecar.metrics.update({
+        "evaluated_on": f"{Path(args.ucsd_root).name}: test clips "
+                        f"{', '.join(c['name'] for c in result['per_clip'])}",
+        "scoring": result["scoring"]["name"], "frames": result["frames"],
+        **{k: round(result[k], 4) for k in ("auc_paper", "eer", "auc_causal", "eer_causal")
+           if result[k] is not None},
     })
-    write_sidecar(Path(args.model), sidecar)
-    print({k: round(v, 4) for k, v in m.items()})
+    write_sidecar(model, detector.sidecar)
+    print(json.dumps({k: result[k] for k in ("auc_paper", "eer", "auc_causal", "eer_causal",
+                                             "frames", "clips")}))
     return 0
 
 

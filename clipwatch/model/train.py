@@ -77,6 +77,13 @@ class ClipSampler:
         return np.stack(batch)[:, :, None].astype(np.float32)  # (B, T, 1, S, S)
 
 
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    step: int
+    losses: list[float]
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "constant":
         return config.lr
@@ -91,8 +98,11 @@ def pick_device() -> torch.device:
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False,
-          max_minutes: float | None = None) -> Path:
-    """Train until `config.steps` (or `max_minutes`), checkpointing to out_dir/last.pt."""
+          max_minutes: float | None = None, stop_at: int | None = None) -> TrainResult:
+    """Train until `config.steps`, checkpointing to out_dir/last.pt.
+
+    `max_minutes` and `stop_at` (a step) end this invocation early (checkpointed), as an
+    interruption would; `resume` then carries on with the same settings."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "last.pt"
     device = pick_device()
@@ -145,6 +155,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
             log.info("time budget of %.1f min reached at step %d", max_minutes, step)
             break
+        if stop_at is not None and step >= stop_at:
+            break
         t0 = time.monotonic()
         batch = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
         with autocast:
@@ -156,7 +168,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
             group["lr"] = learning_rate(config, step)
         optimizer.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         elapsed = time.monotonic() - t0
         seconds += elapsed
         bar.update(1)
@@ -166,4 +178,4 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
             last_save = time.monotonic()
     bar.close()
     checkpoint()
-    return ckpt_path
+    return TrainResult(ckpt_path, step, losses)
