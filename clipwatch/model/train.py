@@ -126,6 +126,11 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt_path, step)
 
+    target = min(config.steps, stop_at) if stop_at is not None else config.steps
+    if step >= target:
+        # Nothing to do: leave the checkpoint as it is (rerunning a finished script is harmless).
+        log.info("%s is already at step %d; nothing to train", ckpt_path, step)
+        return TrainResult(ckpt_path, step, losses)
     # Each start (or resume) with its settings, so a run extended with other settings says so.
     history.append({"from_step": step, "steps": config.steps, "lr": config.lr,
                     "lr_schedule": config.lr_schedule, "batch_size": config.batch_size})
