@@ -1,6 +1,6 @@
 """Clips/s of PyTorch eager vs ONNX Runtime (CPU, fp32) for one model, batch 1 and batch 8.
 
-    python scripts/compare_runtimes.py runs/short/last.pt weights/ucsd_ped2_short.onnx
+    python scripts/compare_runtimes.py runs/ped2/last.pt weights/ucsd_ped2.onnx
 
 A stop-gap until `clipwatch bench` (its own issue); needs the train extra for torch.
 """

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data/ucsd_ped2}
 run=${RUN:-runs/ped2}
-scoring=${SCORING:-SCORING_PLACEHOLDER}
+scoring=${SCORING:-frame+smooth9}
 model=weights/ucsd_ped2.onnx
 cw=.venv/bin/clipwatch
 $cw train "$data" --out "$run" --steps 5000 --lr 1e-3 --lr-schedule cosine --holdout 15 16 \

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
+from clipwatch.paths import DEFAULT_MODEL as MODEL
+
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "weights" / "ucsd_ped2_short.onnx"
 
 
 def clipwatch(*args: str, timeout: float = 300, env: dict | None = None):
