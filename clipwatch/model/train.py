@@ -126,6 +126,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt_path, step)
 
+    # Where this invocation ends: the run's last step, or an earlier stop asked for.
     target = min(config.steps, stop_at) if stop_at is not None else config.steps
     if step >= target:
         # Nothing to do: leave the checkpoint as it is (rerunning a finished script is harmless).
@@ -156,11 +157,9 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     last_save = started
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
     bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True)
-    while step < config.steps:
+    while step < target:
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
             log.info("time budget of %.1f min reached at step %d", max_minutes, step)
-            break
-        if stop_at is not None and step >= stop_at:
             break
         t0 = time.monotonic()
         batch = torch.from_numpy(sampler.sample(config.batch_size)).to(device)

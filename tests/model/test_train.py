@@ -50,6 +50,12 @@ def test_resume_continues_exactly_where_it_stopped(normal_clip, tmp_path):
         assert torch.equal(tensor, b["model"][name]), name
     assert [h["from_step"] for h in b["history"]] == [0, 2]
 
+    # Rerunning a finished run (as make_ped2_model.sh does) trains nothing and leaves its
+    # checkpoint untouched, history included.
+    before = resumed.checkpoint.read_bytes()
+    again = train(config(4), tmp_path / "split", resume=True)
+    assert again.step == 4 and resumed.checkpoint.read_bytes() == before
+
 
 def test_cosine_schedule_decays_to_a_tenth():
     config = TrainConfig(data="x", steps=100, lr=1e-3, lr_schedule="cosine")
