@@ -1,4 +1,4 @@
-"""The `clipwatch` command: replay, train, export, calibrate, evaluate.
+"""The `clipwatch` command: serve, replay, train, export, calibrate, evaluate.
 
 Every expected failure (bad input, missing files, a model that does not match its sidecar)
 ends with one line on stderr and a non-zero exit; torch is imported only by the commands
@@ -218,11 +218,34 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clipwatch.server.run import serve, serve_config
+
+    config = serve_config(args.config, args.source, args.loop, args.stride, args.host, args.port,
+                          args.model, args.storage, args.device, args.threads)
+    return serve(config, args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="clipwatch", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clipwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+
+    p = sub.add_parser("serve", help="the live service: cameras, alerts, API and viewer "
+                                     "(no arguments: a demo camera)")
+    p.add_argument("--config", help="YAML config (cameras, model, storage, server, alerts)")
+    p.add_argument("--source", action="append", default=[],
+                   help="add a camera: URL, video, frames folder or webcam index (repeatable)")
+    p.add_argument("--loop", action="store_true", help="replay --source files in a loop")
+    p.add_argument("--stride", type=_positive_int, help="stride of the --source cameras")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--model", help="ONNX model with its .json sidecar (default: bundled)")
+    p.add_argument("--storage", help="folder for the event database and snapshots")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (0: per core)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("replay", help="score a clip folder, a video, a stream or a UCSD test set")
     p.add_argument("source", nargs="?", default=str(SAMPLE_CLIP),

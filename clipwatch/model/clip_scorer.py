@@ -29,8 +29,8 @@ class FrameScore:
     index: int
     timestamp: float
     error: float  # e(t) under the scorer's measure (whole frame, or worst patch)
-    # With keep_maps, for the newest frame of each clip (the heatmap's frame, DESIGN.md):
-    error_map: np.ndarray | None = None  # (S, S) per-pixel squared error
+    # With keep_maps (the heatmap, DESIGN.md):
+    error_map: np.ndarray | None = None  # (S, S) per-pixel squared error of this frame
     image: np.ndarray | None = None  # the decoded frame it belongs to, for overlays
 
 
@@ -67,10 +67,24 @@ class ClipScorer:
         self._waiting: dict[int, tuple[float, np.ndarray | None]] = {}
         self.clips_scored = 0
 
+    def add(self, frame: Frame) -> Clip | None:
+        """Buffer one decoded frame without running the model; returns a clip when one is due.
+
+        The live service uses this to batch clips from several cameras into one inference
+        (`score` then turns that batch's reconstructions into this source's scores).
+        """
+        self._waiting[frame.index] = (frame.timestamp, frame.image if self.keep_maps else None)
+        return self.buffer.push(frame.index, preprocess(frame.image, self.spec))
+
+    def reset(self) -> None:
+        """Forget buffered frames (after a gap in the source), so no clip spans the gap."""
+        self.buffer.reset()
+        self._pending.clear()
+        self._waiting.clear()
+
     def push(self, frame: Frame) -> list[FrameScore]:
         """Add one decoded frame; returns the scores that became available."""
-        self._waiting[frame.index] = (frame.timestamp, frame.image if self.keep_maps else None)
-        clip = self.buffer.push(frame.index, preprocess(frame.image, self.spec))
+        clip = self.add(frame)
         if clip is not None:
             self._pending.append(clip)
         if len(self._pending) >= self.batch_size:
@@ -87,7 +101,10 @@ class ClipScorer:
     def _run(self) -> list[FrameScore]:
         clips, self._pending = self._pending, []
         batch = np.stack([c.frames for c in clips])  # (B, T, 1, S, S)
-        recon = self.detector.reconstruct(batch)
+        return self.score(clips, batch, self.detector.reconstruct(batch))
+
+    def score(self, clips: list[Clip], batch: np.ndarray, recon: np.ndarray) -> list[FrameScore]:
+        """Scores of the new frames of `clips`, given their stacked frames and reconstructions."""
         maps = error_maps(batch[:, :, 0], recon[:, :, 0])  # (B, T, S, S)
         measures = {  # measure name -> (B, T)
             ScoringOptions(patch=p).measure: patch_errors(maps, p) if p else frame_errors(maps)
@@ -103,10 +120,11 @@ class ClipScorer:
             for pos in clip.new_positions:
                 index = clip.indices[pos]
                 timestamp, image = self._waiting.pop(index)
-                is_end = self.keep_maps and pos == len(clip.indices) - 1
+                # Each new frame's own error map (at stride 1, the clip's newest frame: the
+                # DESIGN.md heatmap); copied so the batch's maps can be freed.
                 scores.append(FrameScore(
                     index=index, timestamp=timestamp, error=float(errors[b, pos]),
-                    error_map=maps[b, pos] if is_end else None,
-                    image=image if is_end else None,
+                    error_map=maps[b, pos].copy() if self.keep_maps else None,
+                    image=image,
                 ))
         return scores

@@ -1,0 +1,202 @@
+"""The root config of the live service (pydantic), loaded once from YAML and passed down.
+
+One file lists the cameras, the model, where events are stored, the server's bind and the
+alert rules. Every field is described; unknown keys are refused (`extra="forbid"`), so a typo
+in a config file is an error at start, not a silently ignored setting. Cameras added, changed
+or removed through the REST API are written back to the same file (atomically), so a restart
+keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from clipwatch.errors import ClipwatchError
+from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
+
+CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAX_STRIDE = 10  # the clip length: a larger stride leaves frames no clip covers
+
+
+class ConfigError(ClipwatchError):
+    """The config file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CameraCalibration(_Strict):
+    """A camera's own causal-score constants, when its scene differs from the model's data."""
+
+    e_lo: float = Field(description="smallest e(t) on this camera's normal footage")
+    e_hi: float = Field(gt=0, description="largest e(t) on this camera's normal footage")
+    threshold: float = Field(ge=-10, le=1, description="regularity below this is abnormal")
+
+
+class CameraConfig(_Strict):
+    id: str = Field(pattern=CAMERA_ID_PATTERN,
+                    description="short unique id: lower-case letters, digits, - and _")
+    name: str = Field("", max_length=80, description="what operators see (default: the id)")
+    source: str = Field(min_length=1, max_length=2048,
+                        description="rtsp/http URL, video file, folder of frames or webcam index")
+    stride: int = Field(1, ge=1, le=MAX_STRIDE,
+                        description="frames between clips scored (every frame is still scored)")
+    threshold: float | None = Field(None, ge=-10, le=1,
+                                    description="alert threshold on regularity (default: the "
+                                                "calibration's)")
+    enabled: bool = Field(True, description="a disabled camera is kept but not read")
+    loop: bool = Field(False, description="replay a file or folder forever (demos, soak tests)")
+    fps: float | None = Field(None, gt=0, le=240,
+                              description="frame rate override; files and folders are paced to it")
+    baseline_frames: int | None = Field(
+        None, ge=20, le=1_000_000,
+        description="learn this camera's calibration from its first N scored frames, taken as "
+                    "normal; no alerts until then")
+    calibration: CameraCalibration | None = Field(
+        None, description="this camera's own calibration (default: the model's)")
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_one_line(cls, value: str) -> str:
+        if value != value.strip() or any(c in value for c in "\r\n\0"):
+            raise ValueError("source must be one line without surrounding spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _default_name(self) -> CameraConfig:
+        if not self.name:
+            self.name = self.id
+        return self
+
+
+class ModelConfig(_Strict):
+    path: Path = Field(DEFAULT_MODEL, description="ONNX model with its .json sidecar")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda|tensorrt)$",
+                        description="where ONNX Runtime runs")
+    threads: int = Field(0, ge=0, le=256, description="intra-op threads (0: one per core)")
+    max_batch: int = Field(8, ge=1, le=64, description="most clips in one inference call")
+
+
+class StorageConfig(_Strict):
+    dir: Path = Field(Path("clipwatch-data"),
+                      description="event database (events.db) and snapshot JPEGs")
+    jpeg_quality: int = Field(85, ge=30, le=100, description="snapshot and live JPEG quality")
+
+
+class ServerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+
+
+class AlertConfig(_Strict):
+    open_frames: int = Field(5, ge=1, le=1000,
+                             description="consecutive frames below threshold to open an alert")
+    close_frames: int = Field(10, ge=1, le=10000,
+                              description="consecutive frames above threshold+hysteresis to "
+                                          "close it")
+    hysteresis: float = Field(0.02, ge=0, le=1,
+                              description="margin above the threshold needed to close")
+    update_seconds: float = Field(1.0, gt=0, le=3600,
+                                  description="at most one update message per alert this often")
+
+
+class LiveConfig(_Strict):
+    frame_queue: int = Field(20, ge=2, le=1000,
+                             description="frames a camera may queue for scoring; more are "
+                                         "dropped (oldest first) and counted")
+    client_frames: int = Field(2, ge=1, le=100,
+                               description="video frames a websocket client may lag behind "
+                                           "per camera; older ones are dropped")
+    client_scores: int = Field(512, ge=16, le=100_000,
+                               description="score messages a client may lag behind")
+    client_alerts: int = Field(1000, ge=16, le=100_000,
+                               description="alert messages a client may lag behind before it "
+                                           "is disconnected (it then resumes from the store)")
+
+
+class Config(_Strict):
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for camera in cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        return cameras
+
+
+def demo_camera() -> CameraConfig:
+    """The bundled sample (UCSD Ped2 test clip 1, abnormal from frame 61) as a looping camera.
+
+    Its scene is busier than the clips the model was calibrated on, so it learns its own
+    baseline from frames 1-60 (normal in the ground truth) the way an installer would on a
+    new camera. Stride 2 leaves headroom on a 2-core machine; every frame is still scored.
+    """
+    return CameraConfig(id="demo", name="Demo: UCSD Ped2 test 1", source=str(SAMPLE_CLIP),
+                        stride=2, loop=True, baseline_frames=60)
+
+
+def one_line(error: ValidationError) -> str:
+    """A pydantic error as one line: 'cameras.0.stride: Input should be ... (and 2 more)'."""
+    errors = error.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of sections (cameras, model, ...)")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"config {path}: {one_line(exc)}") from None
+
+
+def save_config(config: Config, path: str | os.PathLike[str]) -> None:
+    """Write the config as YAML, atomically: a crash mid-write never leaves half a file."""
+    path = Path(path)
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data["cameras"] = [c.model_dump(mode="json", exclude_defaults=True) | {"source": c.source}
+                       for c in config.cameras]
+    text = yaml.safe_dump(data, sort_keys=False)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,170 @@
+"""Grabber: one thread per camera that reads its source into a bounded queue.
+
+Capture never blocks on the consumer: a full queue drops its oldest frame and counts it
+(Frigate's rule), so a slow scorer costs frames, never a stalled camera connection. The
+grabber opens the source in its own thread (opening a stream can take seconds), paces files
+and folders to their frame rate (so a recording behaves like a camera), loops them when
+asked, and reconnects lost streams with exponential backoff and jitter. Its status
+(connecting, live, lost, ended, stopped) says why and since when.
+
+Each (re)open starts a new `segment`: frames of different segments never share a clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clipwatch.config import CameraConfig
+from clipwatch.errors import ClipwatchError
+from clipwatch.stream.sources import DEFAULT_FOLDER_FPS, Frame, mask_url, open_source, paced
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    state: str  # connecting | live | lost | ended | stopped
+    reason: str | None
+    since: float  # wall-clock seconds since the epoch
+
+    def to_dict(self) -> dict:
+        return {"state": self.state, "reason": self.reason, "since": self.since}
+
+
+@dataclass(frozen=True)
+class GrabbedFrame:
+    frame: Frame
+    segment: int  # which opening of the source it came from
+    captured_at: float  # wall clock, seconds since the epoch (sent to viewers)
+
+
+class FrameQueue:
+    """A bounded queue that never blocks the producer: when full, the oldest frame goes."""
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[GrabbedFrame] = deque()
+        self._size = size
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def put(self, item: GrabbedFrame) -> bool:
+        """Add a frame; returns False when an older frame had to be dropped for it."""
+        with self._lock:
+            dropped = len(self._items) >= self._size
+            if dropped:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            return not dropped
+
+    def drain(self) -> list[GrabbedFrame]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+
+class Grabber:
+    """Reads one camera in a daemon thread until `stop()`."""
+
+    def __init__(self, camera: CameraConfig, queue_size: int,
+                 on_frame: Callable[[], None],
+                 on_status: Callable[[CameraStatus], None],
+                 on_drop: Callable[[], None] = lambda: None) -> None:
+        self.camera = camera
+        self.queue = FrameQueue(queue_size)
+        self.status = CameraStatus("connecting", None, time.time())
+        self.frames_in = 0
+        self._on_frame = on_frame  # wakes the scorer
+        self._on_status = on_status
+        self._on_drop = on_drop
+        self._stop = threading.Event()
+        self._source = None
+        self._thread = threading.Thread(target=self._run, name=f"grab-{camera.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        source = self._source
+        if source is not None:
+            source.close()  # ends a capture's read loop after its current read
+        self._thread.join(timeout)
+        self._set_status("stopped", None)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _set_status(self, state: str, reason: str | None) -> None:
+        if state == self.status.state and reason == self.status.reason:
+            return
+        self.status = CameraStatus(state, reason, time.time())
+        if state in ("lost", "ended"):
+            log.warning("camera %s %s: %s", self.camera.id, state, reason)
+        self._on_status(self.status)
+
+    def _run(self) -> None:
+        backoff, segment = 1.0, 0
+        while not self._stop.is_set():
+            self._set_status("connecting", None)
+            segment += 1
+            delivered, reason, live = self._read_once(segment)
+            if self._stop.is_set():
+                break
+            if delivered:
+                backoff = 1.0
+            if not live and delivered and self.camera.loop:
+                continue  # a looping recording starts again at once
+            if not live and reason is None:
+                self._set_status("ended", "the recording ended")
+                return
+            self._set_status("lost", reason or "the stream stopped delivering frames")
+            # Jitter keeps many cameras behind one failed switch from reconnecting in step.
+            self._stop.wait(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2.0, MAX_BACKOFF_S)
+
+    def _read_once(self, segment: int) -> tuple[bool, str | None, bool]:
+        """Open the source and read it to its end: (delivered any frame, failure, is live)."""
+        try:
+            source = open_source(self.camera.source, self.camera.fps)
+        except ClipwatchError as exc:
+            return False, str(exc), True  # retried like a lost stream
+        except Exception as exc:  # OpenCV raises cv2.error for some malformed inputs
+            return False, f"cannot open {mask_url(self.camera.source)}: {exc}", True
+        self._source = source
+        delivered, reason = False, None
+        try:
+            with source:
+                fps = self.camera.fps or source.fps or DEFAULT_FOLDER_FPS
+                frames = iter(source) if source.is_live else \
+                    paced(source, fps, sleep=self._stop.wait)
+                for frame in frames:
+                    if self._stop.is_set():
+                        break
+                    if not delivered:
+                        delivered = True
+                        self._set_status("live", None)
+                    self.frames_in += 1
+                    if not self.queue.put(GrabbedFrame(frame, segment, time.time())):
+                        self._on_drop()
+                    self._on_frame()
+        except ClipwatchError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a decoder failure must not kill the camera's thread
+            log.exception("camera %s: reading failed", self.camera.id)
+            reason = f"reading failed: {exc}"
+        finally:
+            self._source = None
+        if source.is_live and reason is None:
+            reason = "the stream ended or stopped answering"
+        return delivered, reason, source.is_live

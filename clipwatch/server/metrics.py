@@ -1,0 +1,52 @@
+"""Prometheus metrics of the live service, on a registry of its own (one per app, so tests
+can build several apps in one process).
+
+Per camera: frames in, frames scored, frames dropped (queue full), alerts opened; the
+inference latency (one batched ONNX Runtime call) and the frame-to-viewer latency (capture
+to the frame leaving for a websocket client).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Seconds; live scoring of a 10 fps camera should stay well inside a second.
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames_in = Counter("clipwatch_frames_in", "Frames read from the camera",
+                                 ["camera"], registry=r)
+        self.frames_scored = Counter("clipwatch_frames_scored", "Frames given a score",
+                                     ["camera"], registry=r)
+        self.frames_dropped = Counter("clipwatch_frames_dropped",
+                                      "Frames dropped because scoring fell behind", ["camera"],
+                                      registry=r)
+        self.alerts = Counter("clipwatch_alerts", "Alerts opened", ["camera"], registry=r)
+        self.camera_up = Gauge("clipwatch_camera_live", "1 while the camera delivers frames",
+                               ["camera"], registry=r)
+        self.inference_seconds = Histogram("clipwatch_inference_seconds",
+                                           "One batched inference call", buckets=_LATENCY_BUCKETS,
+                                           registry=r)
+        self.batch_clips = Histogram("clipwatch_batch_clips", "Clips per inference call",
+                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.frame_to_viewer_seconds = Histogram(
+            "clipwatch_frame_to_viewer_seconds",
+            "Capture of a frame to it being sent to a websocket client", ["camera"],
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.ws_clients = Gauge("clipwatch_websocket_clients", "Connected websocket clients",
+                                registry=r)
+        self.ws_frames_dropped = Counter("clipwatch_websocket_frames_dropped",
+                                         "Live frames a slow client skipped", registry=r)
+
+    def forget_camera(self, camera: str) -> None:
+        """Drop a removed camera's series, so /metrics does not list it forever."""
+        for metric in (self.frames_in, self.frames_scored, self.frames_dropped, self.alerts,
+                       self.camera_up, self.frame_to_viewer_seconds):
+            with contextlib.suppress(KeyError):  # the camera never produced that series
+                metric.remove(camera)

@@ -1,0 +1,275 @@
+"""Camera pipelines: grabbed frames -> clips -> one batched detector -> scores, alerts, viewers.
+
+`CameraPipeline` owns one camera's state: its grabber, clip buffer (`ClipScorer`), live score
+and alert tracker. `InferenceLoop` is the one thread that runs the model: it gathers the due
+clips of every camera, reconstructs them in batches (so several cameras share each ONNX
+Runtime call), and hands each camera its scores. Alerts are stored before they are broadcast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from clipwatch.config import AlertConfig, CameraConfig, LiveConfig
+from clipwatch.model.clip_scorer import ClipScorer, FrameScore
+from clipwatch.model.detector import Detector
+from clipwatch.model.heatmap import overlay
+from clipwatch.model.live_score import LiveScorer
+from clipwatch.model.sidecar import Calibration
+from clipwatch.server.alerts import AlertTracker, ScoredFrame, Transition
+from clipwatch.server.event_store import EventStore, StoreError, alert_message
+from clipwatch.server.grabber import CameraStatus, Grabber
+from clipwatch.server.hub import Hub, LiveFrame
+from clipwatch.server.metrics import Metrics
+from clipwatch.stream.clip_buffer import Clip
+from clipwatch.stream.sources import mask_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What every camera pipeline shares."""
+
+    detector: Detector
+    store: EventStore
+    hub: Hub
+    metrics: Metrics
+    alerts: AlertConfig
+    live: LiveConfig
+    jpeg_quality: int
+    wake: threading.Event  # set by grabbers when frames arrive
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+class CameraPipeline:
+    def __init__(self, camera: CameraConfig, services: Services) -> None:
+        self.camera = camera
+        self.s = services
+        detector = services.detector
+        scoring = detector.sidecar.scoring
+        calibration = detector.sidecar.calibration
+        if camera.calibration is not None:
+            calibration = Calibration(
+                e_lo=camera.calibration.e_lo, e_hi=camera.calibration.e_hi,
+                threshold=camera.calibration.threshold,
+                false_alarm_rate=calibration.false_alarm_rate if calibration else 0.01,
+                data=f"camera {camera.id} config", frames=0, scoring=scoring)
+        self.scorer = ClipScorer(detector, stride=camera.stride, keep_maps=True,
+                                 patch=scoring.patch)
+        self.live = LiveScorer(scoring, calibration, camera.baseline_frames,
+                               calibration.false_alarm_rate if calibration else 0.01,
+                               warmup_frames=detector.input_spec.clip_length - 1)
+        self.tracker = AlertTracker(camera.id, services.alerts)
+        self.frames_scored = 0
+        self.stopped = False  # set when removed: a clip still in flight is then discarded
+        self._last: tuple[int, int] | None = None  # (segment, index) of the last frame buffered
+        self._captured: dict[int, float] = {}  # frame index -> wall-clock capture time
+        self.last_regularity: float | None = None
+        metrics = services.metrics
+        self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
+                               on_status=self._on_status,
+                               on_drop=metrics.frames_dropped.labels(camera.id).inc)
+
+    # -- status --------------------------------------------------------------------------
+
+    @property
+    def status(self) -> CameraStatus:
+        status = self.grabber.status
+        if status.state == "live" and self.live.learning:
+            done, total = self.live.baseline_progress
+            return CameraStatus("learning", f"learning this camera's baseline: {done}/{total} "
+                                "frames", status.since)
+        return status
+
+    @property
+    def threshold(self) -> float | None:
+        if self.camera.threshold is not None:
+            return self.camera.threshold
+        return self.live.calibration.threshold if self.live.calibration else None
+
+    def _on_status(self, status: CameraStatus) -> None:
+        self.s.metrics.camera_up.labels(self.camera.id).set(1 if status.state == "live" else 0)
+        self.s.hub.publish({"type": "status", "camera": self.camera.id, **self.status.to_dict()})
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.grabber.start()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.grabber.stop()
+        self._store_and_broadcast(self.tracker.close(time.time()))
+
+    # -- frames in, clips out (inference thread) ----------------------------------------
+
+    def take_clips(self) -> list[Clip]:
+        clips = []
+        grabbed = self.grabber.queue.drain()
+        self.s.metrics.frames_in.labels(self.camera.id).inc(len(grabbed))
+        for item in grabbed:
+            key = (item.segment, item.frame.index)
+            if self._last is not None and (key[0] != self._last[0] or key[1] != self._last[1] + 1):
+                # A gap (dropped frames, a reconnect, a loop): no clip may span it.
+                self.scorer.reset()
+                self.live.reset()
+                self._captured.clear()
+            self._last = key
+            self._captured[item.frame.index] = item.captured_at
+            try:
+                clip = self.scorer.add(item.frame)
+            except ValueError as exc:  # a frame OpenCV decoded into an unusable shape
+                log.warning("camera %s: frame %d skipped: %s", self.camera.id,
+                            item.frame.index, exc)
+                self.scorer.reset()
+                self._captured.clear()
+                continue
+            if clip is not None:
+                clips.append(clip)
+        return clips
+
+    def handle(self, clip: Clip, batch: np.ndarray, recon: np.ndarray) -> None:
+        """Scores of one reconstructed clip -> live scores, alerts, viewers."""
+        if self.stopped:
+            return
+        for score in self.scorer.score([clip], batch, recon):
+            self._handle_frame(score)
+
+    def _handle_frame(self, score: FrameScore) -> None:
+        camera = self.camera.id
+        captured_at = self._captured.pop(score.index, time.time())
+        live = self.live.push(score.error)
+        threshold = self.threshold
+        self.frames_scored += 1
+        self.s.metrics.frames_scored.labels(camera).inc()
+        self.last_regularity = live.regularity
+        transitions: list[Transition] = []
+        if live.regularity is not None and threshold is not None:
+            transitions = self.tracker.push(ScoredFrame(
+                score.index, captured_at, live.regularity, threshold,
+                evidence=(score.image, score.error_map)))
+        self.s.hub.publish({
+            "type": "score", "camera": camera, "frame": score.index, "captured_at": captured_at,
+            "regularity": live.regularity, "error": live.error, "threshold": threshold,
+            "alerting": self.tracker.is_open})
+        self._store_and_broadcast(transitions)
+        self._publish_frame(score, captured_at)
+
+    def _publish_frame(self, score: FrameScore, captured_at: float) -> None:
+        want_plain, want_overlay = self.s.hub.wants_frames(self.camera.id)
+        if score.image is None or not (want_plain or want_overlay):
+            return
+        quality = self.s.jpeg_quality
+        plain = encode_jpeg(score.image, quality) if want_plain else None
+        over = None
+        if want_overlay and score.error_map is not None:
+            over = encode_jpeg(overlay(score.image, score.error_map), quality)
+        self.s.hub.publish_frame(LiveFrame(self.camera.id, score.index, captured_at, plain,
+                                           over))
+
+    def _store_and_broadcast(self, transitions: list[Transition]) -> None:
+        for transition in transitions:
+            images = None
+            if transition.worst is not None:
+                image, error_map = transition.worst
+                images = {"snapshot": encode_jpeg(image, self.s.jpeg_quality)}
+                if error_map is not None:
+                    images["heatmap"] = encode_jpeg(overlay(image, error_map),
+                                                    self.s.jpeg_quality)
+            try:
+                seq, event = self.s.store.record(transition.kind, transition.alert, images)
+            except StoreError as exc:
+                log.error("%s", exc)  # not broadcast: viewers only see what is stored
+                continue
+            if transition.kind == "start":
+                self.tracker.set_id(event["id"])
+                self.s.metrics.alerts.labels(self.camera.id).inc()
+            self.s.hub.publish(alert_message(seq, transition.kind, event))
+
+
+class InferenceLoop:
+    """The one thread that runs the detector over the due clips of every camera."""
+
+    def __init__(self, services: Services,
+                 pipelines: Callable[[], list[CameraPipeline]]) -> None:
+        self.s = services
+        self._pipelines = pipelines
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self.last_beat = time.monotonic()
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.s.wake.set()
+        self._thread.join(10)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.s.wake.wait(0.5)
+            self.s.wake.clear()
+            self.last_beat = time.monotonic()
+            try:
+                self.run_once()
+            except Exception as exc:  # keep scoring the other cameras; readiness shows it
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("inference loop failed; continuing")
+
+    def run_once(self) -> int:
+        """Score every clip that is due now; returns how many."""
+        work: list[tuple[CameraPipeline, Clip]] = []
+        for pipeline in self._pipelines():
+            work.extend((pipeline, clip) for clip in pipeline.take_clips())
+        size = self.s.detector.options.max_batch
+        for start in range(0, len(work), size):
+            chunk = work[start:start + size]
+            batch = np.stack([clip.frames for _, clip in chunk])  # (B, T, 1, S, S)
+            started = time.perf_counter()
+            recon = self.s.detector.reconstruct(batch)
+            self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
+            self.s.metrics.batch_clips.observe(len(chunk))
+            for i, (pipeline, clip) in enumerate(chunk):
+                pipeline.handle(clip, batch[i:i + 1], recon[i:i + 1])
+        return len(work)
+
+
+def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[str, Any]:
+    """A camera as the API shows it: its config (credentials masked) and live state."""
+    view = camera.model_dump(mode="json")
+    view["source"] = mask_url(camera.source)
+    if pipeline is None:
+        status = CameraStatus("stopped", "disabled", time.time())
+        view.update(status=status.to_dict(), effective_threshold=camera.threshold,
+                    frames_in=0, frames_scored=0, frames_dropped=0, regularity=None,
+                    active_calibration=None)
+        return view
+    cal = pipeline.live.calibration
+    view.update(
+        status=pipeline.status.to_dict(), effective_threshold=pipeline.threshold,
+        frames_in=pipeline.grabber.frames_in, frames_scored=pipeline.frames_scored,
+        frames_dropped=pipeline.grabber.queue.dropped, regularity=pipeline.last_regularity,
+        active_calibration=None if cal is None else
+        {"e_lo": cal.e_lo, "e_hi": cal.e_hi, "threshold": cal.threshold, "data": cal.data})
+    return view

@@ -1,0 +1,159 @@
+"""Service: the running live service, owning the detector, event store, hub and pipelines.
+
+It is built from a `Config`, started and stopped by the app's lifespan, and is the one place
+cameras are added, changed or removed at run time (the REST API calls it); when the config
+came from a file, every such change is written back to that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from clipwatch.config import CameraConfig, Config, save_config
+from clipwatch.errors import ClipwatchError
+from clipwatch.model.detector import Detector, DetectorOptions
+from clipwatch.server.event_store import EventStore, alert_message
+from clipwatch.server.hub import Hub
+from clipwatch.server.metrics import Metrics
+from clipwatch.server.pipeline import CameraPipeline, InferenceLoop, Services, camera_view
+
+log = logging.getLogger(__name__)
+
+
+class CameraConflict(ClipwatchError):
+    """A camera with that id already exists."""
+
+
+class UnknownCamera(ClipwatchError):
+    """No camera has that id."""
+
+
+class Service:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.metrics = Metrics()
+        m = config.model
+        options = DetectorOptions(device=m.device, intra_op_threads=m.threads,
+                                  max_batch=m.max_batch)
+        self.detector = Detector(m.path, options)
+        self.store = EventStore(config.storage.dir)
+        self.hub = Hub(config.live, self.metrics)
+        self.services = Services(self.detector, self.store, self.hub, self.metrics,
+                                 config.alerts, config.live, config.storage.jpeg_quality,
+                                 threading.Event())
+        self.pipelines: dict[str, CameraPipeline] = {}
+        self._lock = threading.RLock()  # camera changes come from several API threads
+        self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
+        self.started = False
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        if loop is not None:
+            self.hub.attach(loop)
+        for seq, event in self.store.close_interrupted():
+            log.warning("alert %d on %s was left open by an earlier run; closed it",
+                        event["id"], event["camera"])
+            self.hub.publish(alert_message(seq, "end", event))
+        with self._lock:
+            for camera in self.config.cameras:
+                if camera.enabled:
+                    self._start_camera(camera)
+        self.inference.start()
+        self.started = True
+
+    def stop(self) -> None:
+        with self._lock:
+            for pipeline in list(self.pipelines.values()):
+                pipeline.grabber.stop(timeout=2.0)
+            self.inference.stop()
+            for pipeline in self.pipelines.values():
+                pipeline.stop()  # closes open alerts, stored
+            self.pipelines.clear()
+        self.store.close()
+        self.started = False
+
+    def _start_camera(self, camera: CameraConfig) -> None:
+        pipeline = CameraPipeline(camera, self.services)
+        self.pipelines[camera.id] = pipeline
+        pipeline.start()
+
+    def _stop_camera(self, camera_id: str) -> None:
+        pipeline = self.pipelines.pop(camera_id, None)
+        if pipeline is not None:
+            pipeline.stop()
+        self.metrics.forget_camera(camera_id)
+
+    # -- cameras -------------------------------------------------------------------------
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.config.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise UnknownCamera(f"no camera {camera_id!r}")
+
+    def camera_views(self) -> list[dict[str, Any]]:
+        return [camera_view(self.pipelines.get(c.id), c) for c in self.config.cameras]
+
+    def camera_view(self, camera_id: str) -> dict[str, Any]:
+        return camera_view(self.pipelines.get(camera_id), self.camera(camera_id))
+
+    def add_camera(self, camera: CameraConfig) -> dict[str, Any]:
+        with self._lock:
+            if any(c.id == camera.id for c in self.config.cameras):
+                raise CameraConflict(f"camera {camera.id!r} already exists")
+            self.config.cameras.append(camera)
+            self._persist()
+            if camera.enabled and self.started:
+                self._start_camera(camera)
+            self._announce()
+            return self.camera_view(camera.id)
+
+    def replace_camera(self, camera: CameraConfig) -> dict[str, Any]:
+        """Apply a changed camera: its pipeline restarts with the new settings."""
+        with self._lock:
+            old = self.camera(camera.id)
+            self.config.cameras[self.config.cameras.index(old)] = camera
+            self._persist()
+            self._stop_camera(camera.id)
+            if camera.enabled and self.started:
+                self._start_camera(camera)
+            self._announce()
+            return self.camera_view(camera.id)
+
+    def remove_camera(self, camera_id: str) -> None:
+        with self._lock:
+            camera = self.camera(camera_id)
+            self.config.cameras.remove(camera)
+            self._persist()
+            self._stop_camera(camera_id)
+            self._announce()
+
+    def _persist(self) -> None:
+        if self.config_path is not None:
+            save_config(self.config, self.config_path)
+
+    def _announce(self) -> None:
+        self.hub.publish({"type": "cameras", "cameras": self.camera_views()})
+
+    # -- health --------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz reports: ready when the model is loaded, scoring runs and the store
+        can be written."""
+        checks = {
+            "model": self.detector.path.name,
+            "inference_running": self.inference.alive,
+            "inference_error": self.inference.error,
+            "store_writable": os.access(self.store.folder, os.W_OK),
+            "cameras": {cid: p.status.state for cid, p in self.pipelines.items()},
+        }
+        checks["ready"] = bool(self.started and checks["inference_running"]
+                               and checks["store_writable"])
+        return checks
