@@ -21,6 +21,8 @@ from clipwatch.model.scoring import causal_regularity
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 
+MIN_BASELINE_VALUES = 20  # what calibrate_errors needs
+
 
 @dataclass(frozen=True)
 class LiveScore:
@@ -39,6 +41,7 @@ class LiveScorer:
         self._baseline_frames = baseline_frames or 0
         self._false_alarm_rate = false_alarm_rate
         self._baseline: list[float] = []
+        self._baseline_seen = 0
         self._recent: deque[float] = deque(maxlen=self.scoring.smooth)
         self._warmup_frames = warmup_frames
         self._warmup_left = warmup_frames
@@ -49,7 +52,7 @@ class LiveScorer:
 
     @property
     def baseline_progress(self) -> tuple[int, int]:
-        return len(self._baseline), self._baseline_frames
+        return self._baseline_seen, self._baseline_frames
 
     def reset(self) -> None:
         """After a gap in the source: the trailing mean must not mix the two sides."""
@@ -57,6 +60,8 @@ class LiveScorer:
         self._warmup_left = self._warmup_frames
 
     def push(self, error: float) -> LiveScore:
+        if self.learning:
+            self._baseline_seen += 1  # the baseline is the camera's first N frames, warm-up too
         if self._warmup_left > 0:
             self._warmup_left -= 1
             return LiveScore(error, None)
@@ -64,7 +69,8 @@ class LiveScorer:
         smoothed = sum(self._recent) / len(self._recent)
         if self.learning:
             self._baseline.append(smoothed)
-            if len(self._baseline) >= self._baseline_frames:
+            if self._baseline_seen >= self._baseline_frames and \
+                    len(self._baseline) >= MIN_BASELINE_VALUES:
                 self.calibration = calibrate_errors(
                     self._baseline, self._false_alarm_rate,
                     f"first {len(self._baseline)} frames of the camera", self.scoring)

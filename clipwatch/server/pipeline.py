@@ -121,6 +121,9 @@ class CameraPipeline:
     def take_clips(self) -> list[Clip]:
         clips = []
         grabbed = self.grabber.queue.drain()
+        if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
+            # A recording that ended will not calm down by itself: its alert ends with it.
+            self._store_and_broadcast(self.tracker.close(time.time()))
         self.s.metrics.frames_in.labels(self.camera.id).inc(len(grabbed))
         for item in grabbed:
             key = (item.segment, item.frame.index)

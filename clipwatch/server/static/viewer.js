@@ -206,6 +206,7 @@ function syncCameras(list) {
   }
   dom.tilesEmpty.hidden = cams.size > 0;
   updateHistoryCameraOptions();
+  renderHistory(historyState.items);  // it may have loaded before camera names were known
   for (const a of alerts.values()) renderAlertItem(a);  // names may have changed
 }
 
@@ -774,7 +775,7 @@ function onBinary(buf) {
 
 /* ---------- history ---------- */
 
-const historyState = { offset: 0, total: 0, token: 0 };
+const historyState = { offset: 0, total: 0, token: 0, items: [] };
 
 function updateHistoryCameraOptions() {
   const select = dom.histCamera;
@@ -798,7 +799,8 @@ async function loadHistory() {
     if (!res.ok || !body) throw new Error(detailText(body, res.status));
     if (token !== historyState.token) return;
     historyState.total = body.total || 0;
-    renderHistory(body.items || []);
+    historyState.items = body.items || [];
+    renderHistory(historyState.items);
     dom.histStatus.textContent = '';
   } catch (e) {
     if (token !== historyState.token) return;

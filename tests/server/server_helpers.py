@@ -1,0 +1,55 @@
+"""Helpers for the server tests: the real app replaying a real UCSD clip with an anomaly.
+
+UCSD Ped2 test clip 1 is abnormal from frame 61 (a cyclist; index 60). The camera learns its
+baseline from its first 60 frames (normal in the ground truth) and is paced at 20 fps,
+twice the recording's rate, with stride 5, so the suite does not wait 18 s per replay.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from clipwatch.config import CameraConfig, Config, save_config
+
+ABNORMAL_FROM_INDEX = 60  # frame 61, 1-based, in the UCSD ground truth
+
+
+def ped2_clip01(shared_data: Path) -> Path:
+    return shared_data / "ucsd_ped2" / "testing" / "frames" / "01"
+
+
+def replay_camera(source: Path, camera_id: str = "ped2", **changes) -> CameraConfig:
+    fields = dict(id=camera_id, name="Ped2 test 1", source=str(source), fps=20.0, stride=5,
+                  baseline_frames=60)
+    fields.update(changes)
+    return CameraConfig(**fields)
+
+
+def write_config(folder: Path, cameras: list[CameraConfig], port: int = 8000) -> Path:
+    config = Config(cameras=cameras)
+    config.storage.dir = folder / "store"
+    config.server.port = port
+    path = folder / "clipwatch.yaml"
+    save_config(config, path)
+    return path
+
+
+def parse_frame(data: bytes) -> tuple[dict, bytes]:
+    """A binary websocket message: (header, JPEG bytes)."""
+    (length,) = struct.unpack(">I", data[:4])
+    return json.loads(data[4:4 + length]), data[4 + length:]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")

@@ -1,0 +1,83 @@
+"""EventStore: transitions stored with their messages, filters, paging, ack, resume, files."""
+
+import sqlite3
+
+from clipwatch.server.alerts import Alert
+from clipwatch.server.event_store import EventStore
+
+
+def alert(camera="cam", started=100.0, **changes):
+    fields = dict(camera=camera, started_at=started, start_frame=10, lowest_regularity=0.3,
+                  worst_frame=12, worst_at=started + 0.2, threshold=0.5, frames=5,
+                  updated_at=started + 0.5)
+    fields.update(changes)
+    return Alert(**fields)
+
+
+def test_a_whole_alert_is_stored_with_its_images_and_messages(tmp_path):
+    store = EventStore(tmp_path)
+    seq1, event = store.record("start", alert(), {"snapshot": b"\xff\xd8jpeg", "heatmap": b"hm"})
+    assert event["state"] == "open" and event["snapshot_url"].endswith("/snapshot.jpg")
+    eid = event["id"]
+    seq2, _ = store.record("update", alert(id=eid, lowest_regularity=0.1, frames=20))
+    seq3, ended = store.record("end", alert(id=eid, lowest_regularity=0.1, ended_at=109.0))
+    assert seq1 < seq2 < seq3
+    assert ended["state"] == "closed" and ended["ended_at"] == 109.0
+    assert ended["lowest_regularity"] == 0.1
+    assert store.image_path(eid, "snapshot").read_bytes() == b"\xff\xd8jpeg"
+    assert [m["event"] for m in store.messages_since(0)] == ["start", "update", "end"]
+    assert [m["seq"] for m in store.messages_since(seq1)] == [seq2, seq3]
+    assert store.last_seq() == seq3
+    # WAL mode: readers in other processes do not block the writer
+    mode = sqlite3.connect(tmp_path / "events.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_filters_and_paging(tmp_path):
+    store = EventStore(tmp_path)
+    for i in range(7):
+        store.record("start", alert(camera="a" if i % 2 else "b", started=100.0 + i))
+    items, total = store.list(limit=3)
+    assert total == 7 and [e["started_at"] for e in items] == [106.0, 105.0, 104.0]
+    items, total = store.list(limit=3, offset=6)
+    assert total == 7 and [e["started_at"] for e in items] == [100.0]
+    items, total = store.list(camera="a")
+    assert total == 3 and {e["camera"] for e in items} == {"a"}
+    items, total = store.list(since=102.0, until=105.0)
+    assert [e["started_at"] for e in items] == [104.0, 103.0, 102.0]
+    store.acknowledge(items[0]["id"], "checked on camera")
+    assert store.list(acknowledged=True)[1] == 1
+    assert store.list(acknowledged=False)[1] == 6
+    assert store.list(state="closed")[1] == 0
+
+
+def test_acknowledge_records_note_and_message(tmp_path):
+    store = EventStore(tmp_path)
+    _, event = store.record("start", alert())
+    seq, acked = store.acknowledge(event["id"], "a cyclist; not a threat")
+    assert acked["acknowledged"] is True and acked["ack_note"] == "a cyclist; not a threat"
+    assert store.messages_since(seq - 1)[0]["event"] == "ack"
+    assert store.acknowledge(9999, "x") is None
+
+
+def test_alerts_left_open_by_a_crash_are_closed_at_the_next_start(tmp_path):
+    store = EventStore(tmp_path)
+    _, event = store.record("start", alert())
+    store.close()  # the process dies here; the row stays open
+    again = EventStore(tmp_path)
+    (seq, closed), = again.close_interrupted()
+    assert closed["id"] == event["id"] and closed["state"] == "closed"
+    assert closed["ended_at"] == closed["updated_at"]
+    assert again.close_interrupted() == []
+
+
+def test_image_paths_never_leave_the_snapshot_folder(tmp_path):
+    store = EventStore(tmp_path / "store")
+    _, event = store.record("start", alert(), {"snapshot": b"x"})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("no")
+    # a row tampered to point outside the folder is refused, not served
+    store._db.execute("UPDATE events SET snapshot = ? WHERE id = ?", ("../../secret.txt",
+                                                                       event["id"]))
+    assert store.image_path(event["id"], "snapshot") is None
+    assert store.image_path(event["id"], "heatmap") is None  # never written
