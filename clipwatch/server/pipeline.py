@@ -156,7 +156,11 @@ class CameraPipeline:
     def _handle_frame(self, score: FrameScore) -> None:
         camera = self.camera.id
         captured_at = self._captured.pop(score.index, time.time())
+        was_learning = self.live.learning
         live = self.live.push(score.error)
+        if was_learning and not self.live.learning:
+            log.info("camera %s learned its baseline: %s", camera, self.live.calibration)
+            self._on_status(self.grabber.status)  # 'learning' -> 'live' for the viewers
         threshold = self.threshold
         self.frames_scored += 1
         self.s.metrics.frames_scored.labels(camera).inc()

@@ -53,3 +53,58 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`clipwatch serve --config PATH` in a subprocess: a real server on a real port."""
+
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+        self.config_path, self.port, self.log_path = config_path, port, log_path
+        self.process = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        import subprocess
+        import sys
+        import urllib.request
+
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the process owns it until it exits)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clipwatch", "serve", "--config", str(self.config_path),
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.process.poll() is not None:
+                pytest.fail(f"clipwatch serve exited with {self.process.returncode}: "
+                            f"{self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout, what=f"clipwatch serve on port {self.port}")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(20)
+
+    def get_json(self, path: str):
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            return json.loads(response.read())

@@ -96,8 +96,12 @@ def test_scores_and_frames_reach_the_websocket_client(live):
     header, jpeg = seen["frames"][-1]
     assert header["camera"] == "ped2" and header["overlay"] is True
     assert jpeg[:2] == b"\xff\xd8"
-    status = [m for m in seen["text"] if m["type"] == "status"]
-    assert status == [] or status[-1]["camera"] == "ped2"
+    # viewers hear when the camera has learned its baseline and goes live
+    hello = seen["text"][0]
+    assert hello["type"] == "hello"
+    assert hello["cameras"][0]["status"]["state"] in ("connecting", "learning")
+    status = [m for m in seen["text"] if m["type"] == "status" and m["camera"] == "ped2"]
+    assert status and status[-1]["state"] == "live"
 
 
 def test_acknowledge_with_a_note(live):

@@ -486,7 +486,7 @@ function buildAckForm(rec) {
   const input = el('input', 'ack-note');
   input.type = 'text';
   input.placeholder = 'note (optional)';
-  input.maxLength = 500;
+  input.maxLength = 2000;  // the server's limit
   const confirm = el('button', 'ack-confirm', 'Confirm');
   confirm.type = 'button';
   const cancel = el('button', 'ack-cancel', 'Cancel');
@@ -692,7 +692,7 @@ const textHandlers = {
   score: onScore,
   alert: onAlert,
   error: (m) => console.warn('clipwatch server error:', m.message),
-  pong: () => {},
+  pong: (m) => { if (typeof m.server_time === 'number') clockOffset = m.server_time - Date.now() / 1000; },
 };
 
 function onText(data) {
@@ -749,7 +749,8 @@ function onAlert(msg) {
     if (msg.seq > hook.lastSeq) hook.lastSeq = msg.seq;
     storeSeq(hook.lastSeq);
   }
-  // Upsert even for replayed seqs: it is idempotent and keeps state fresh.
+  // Upsert even for replayed seqs (idempotent). event may be start/update/end
+  // or "ack"; tile alerting follows alert.state, so any kind is handled alike.
   upsertAlert(msg.alert);
 }
 
@@ -898,8 +899,7 @@ function init() {
   dom.histPrev.addEventListener('click', () => pageHistory(-1));
   dom.histNext.addEventListener('click', () => pageHistory(1));
 
-  dom.lightboxClose.addEventListener('click', closeLightbox);
-  dom.lightbox.addEventListener('click', (e) => { if (e.target === dom.lightbox) closeLightbox(); });
+  dom.lightbox.addEventListener('click', closeLightbox);  // view-only: any click dismisses
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && !dom.lightbox.hidden) closeLightbox();
   });

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python: Debian's Chromium for the viewer test
+# (Playwright drives it; no browser is downloaded). Run as root (CI) or with sudo; it only
+# installs what is missing, so it is cheap to run again.
+set -euo pipefail
+packages=(chromium chromium-driver)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+        || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system_deps: ${missing[*]} missing; run this as root (or: sudo $0)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
