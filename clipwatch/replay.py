@@ -89,7 +89,7 @@ def replay_targets(source: str) -> list[ReplayTarget]:
 
 
 def write_heatmaps(scores: list[FrameScore], folder: Path) -> None:
-    """Each clip-end frame with its heatmap over it, as <folder>/<frame number>.jpg."""
+    """Each scored frame with its heatmap over it, as <folder>/<frame number>.jpg."""
     for score in scores:
         if score.error_map is not None and score.image is not None:
             path = folder / f"{score.index + 1:06d}.jpg"

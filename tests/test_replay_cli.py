@@ -130,14 +130,15 @@ def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(bad_inputs, args, me
     assert all(line.startswith("clipwatch") for line in lines), run.stderr
 
 
-def test_heatmaps_are_written_over_each_clip_end_frame(tmp_path, sample_clip):
+def test_heatmaps_are_written_over_every_scored_frame(tmp_path, sample_clip):
     folder = tmp_path / "heat"
     run = clipwatch("replay", str(sample_clip), "--stride", "10", "--summary",
                     "--heatmaps", str(folder))
     assert run.returncode == 0, run.stderr
     files = sorted((folder / "01").iterdir())
-    # Clips end at frames 10, 20, ..., 180 (1-based): one overlay each, at the camera's size.
-    assert [f.name for f in files] == [f"{n:06d}.jpg" for n in range(10, 181, 10)]
+    # Stride 10 runs 18 clips, and each frame gets its own map from the clip that scored it:
+    # one overlay per frame, at the camera's size.
+    assert [f.name for f in files] == [f"{n:06d}.jpg" for n in range(1, 181)]
     overlay = cv2.imread(str(files[-1]))
     assert overlay.shape == (240, 360, 3)
     original = cv2.imread(str(sample_clip / "179.jpg"))

@@ -59,5 +59,5 @@ def serve(config: Config, config_path: str | None) -> int:
     names = ", ".join(c.id for c in config.cameras) or "none yet (add them with the API)"
     log.info("serving %d camera(s) [%s] on http://%s:%d (viewer at /, API at /docs)",
              len(config.cameras), names, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets")
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio")
     return 0

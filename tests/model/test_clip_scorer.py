@@ -43,8 +43,11 @@ def test_every_frame_gets_one_score_from_the_clip_ending_at_it(detector, frames)
         assert scores[t].error_map.shape == (227, 227)
         assert scores[t].error_map.sum() == pytest.approx(expected, rel=1e-5)
         assert scores[t].image is frames[t].image
-    # The first window scores its first frames from inside that window, without maps.
-    assert scores[0].error_map is None and scores[0].error > 0
+    # The first window scores its first frames from inside that window, each with its own
+    # map (the live heatmap for every frame, whatever the stride).
+    assert scores[0].error > 0
+    assert scores[0].error_map.sum() == pytest.approx(scores[0].error, rel=1e-5)
+    assert scores[0].image is frames[0].image
 
 
 def test_batch_size_does_not_change_scores(detector, frames):
