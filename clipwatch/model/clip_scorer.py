@@ -76,11 +76,17 @@ class ClipScorer:
         self._waiting[frame.index] = (frame.timestamp, frame.image if self.keep_maps else None)
         return self.buffer.push(frame.index, preprocess(frame.image, self.spec))
 
-    def reset(self) -> None:
-        """Forget buffered frames (after a gap in the source), so no clip spans the gap."""
+    def reset(self) -> list[int]:
+        """After a gap in the source: forget the buffered frames, so no clip spans the gap.
+
+        Clips already returned by `add` can still be scored; the frames no clip has taken
+        are dropped unscored, and their indices returned.
+        """
+        dropped = list(self.buffer.unscored())
+        for index in dropped:
+            self._waiting.pop(index, None)
         self.buffer.reset()
-        self._pending.clear()
-        self._waiting.clear()
+        return dropped
 
     def push(self, frame: Frame) -> list[FrameScore]:
         """Add one decoded frame; returns the scores that became available."""

@@ -78,7 +78,13 @@ class CameraPipeline:
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
         self._last: tuple[int, int] | None = None  # (segment, index) of the last frame buffered
-        self._captured: dict[int, float] = {}  # frame index -> wall-clock capture time
+        # Frames enter the clip scorer under a sequence number of their own, unique across
+        # reconnects and loops (source indices restart there): seq -> (index, capture time).
+        # The first frame after a gap also restarts the live score (warm-up, trailing mean);
+        # marked here because clips from before the gap may still be scored after it is seen.
+        self._seq = 0
+        self._frames: dict[int, tuple[int, float, bool]] = {}
+        self._after_gap = False
         self.last_regularity: float | None = None
         metrics = services.metrics
         self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
@@ -129,22 +135,27 @@ class CameraPipeline:
             key = (item.segment, item.frame.index)
             if self._last is not None and (key[0] != self._last[0] or key[1] != self._last[1] + 1):
                 # A gap (dropped frames, a reconnect, a loop): no clip may span it.
-                self.scorer.reset()
-                self.live.reset()
-                self._captured.clear()
+                self._reset()
             self._last = key
-            self._captured[item.frame.index] = item.captured_at
+            self._seq += 1
+            self._frames[self._seq] = (item.frame.index, item.captured_at, self._after_gap)
+            self._after_gap = False
             try:
-                clip = self.scorer.add(item.frame)
+                clip = self.scorer.add(item.frame._replace(index=self._seq))
             except ValueError as exc:  # a frame OpenCV decoded into an unusable shape
                 log.warning("camera %s: frame %d skipped: %s", self.camera.id,
                             item.frame.index, exc)
-                self.scorer.reset()
-                self._captured.clear()
+                self._frames.pop(self._seq)
+                self._reset()
                 continue
             if clip is not None:
                 clips.append(clip)
         return clips
+
+    def _reset(self) -> None:
+        for seq in self.scorer.reset():
+            self._frames.pop(seq, None)
+        self._after_gap = True
 
     def handle(self, clip: Clip, batch: np.ndarray, recon: np.ndarray) -> None:
         """Scores of one reconstructed clip -> live scores, alerts, viewers."""
@@ -155,7 +166,9 @@ class CameraPipeline:
 
     def _handle_frame(self, score: FrameScore) -> None:
         camera = self.camera.id
-        captured_at = self._captured.pop(score.index, time.time())
+        index, captured_at, after_gap = self._frames.pop(score.index)
+        if after_gap:
+            self.live.reset()
         was_learning = self.live.learning
         live = self.live.push(score.error)
         if was_learning and not self.live.learning:
@@ -168,16 +181,16 @@ class CameraPipeline:
         transitions: list[Transition] = []
         if live.regularity is not None and threshold is not None:
             transitions = self.tracker.push(ScoredFrame(
-                score.index, captured_at, live.regularity, threshold,
+                index, captured_at, live.regularity, threshold,
                 evidence=(score.image, score.error_map)))
         self.s.hub.publish({
-            "type": "score", "camera": camera, "frame": score.index, "captured_at": captured_at,
+            "type": "score", "camera": camera, "frame": index, "captured_at": captured_at,
             "regularity": live.regularity, "error": live.error, "threshold": threshold,
             "alerting": self.tracker.is_open})
         self._store_and_broadcast(transitions)
-        self._publish_frame(score, captured_at)
+        self._publish_frame(score, index, captured_at)
 
-    def _publish_frame(self, score: FrameScore, captured_at: float) -> None:
+    def _publish_frame(self, score: FrameScore, index: int, captured_at: float) -> None:
         want_plain, want_overlay = self.s.hub.wants_frames(self.camera.id)
         if score.image is None or not (want_plain or want_overlay):
             return
@@ -186,7 +199,7 @@ class CameraPipeline:
         over = None
         if want_overlay and score.error_map is not None:
             over = encode_jpeg(overlay(score.image, score.error_map), quality)
-        self.s.hub.publish_frame(LiveFrame(self.camera.id, score.index, captured_at, plain,
+        self.s.hub.publish_frame(LiveFrame(self.camera.id, index, captured_at, plain,
                                            over))
 
     def _store_and_broadcast(self, transitions: list[Transition]) -> None:

@@ -51,6 +51,11 @@ class ClipBuffer:
     def __len__(self) -> int:
         return len(self._frames)
 
+    def unscored(self) -> tuple[int, ...]:
+        """Indices of the buffered frames that no emitted clip has scored yet."""
+        return tuple(self._indices)[len(self._indices) - self._unscored:] if self._unscored \
+            else ()
+
     def reset(self) -> None:
         """Forget everything, e.g. after a gap in the source, so no clip spans the gap."""
         self._frames.clear()

@@ -61,7 +61,9 @@ def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser,
                            timeout=30_000)
     assert tile.locator("img.video").get_attribute("src").startswith("blob:")
 
-    # the timeline moves: more scores arrive and the canvas is redrawn
+    # once the camera has learned its baseline it is live, and the timeline moves: more
+    # scores arrive and the canvas is redrawn
+    tile.locator('.status[data-state="live"]').wait_for(timeout=30_000)
     canvas = tile.locator("canvas.timeline")
     before_scores, before_pixels = count(page, "scoreCount"), canvas.screenshot()
     page.wait_for_timeout(1500)

@@ -74,3 +74,15 @@ def test_reset_starts_a_new_window():
 def test_bad_stride_is_refused(stride):
     with pytest.raises(ClipwatchError, match="stride must be between 1 and 10"):
         ClipBuffer(10, stride)
+
+
+def test_unscored_lists_the_frames_no_clip_has_taken():
+    buffer = ClipBuffer(length=4, stride=3)
+    for i in range(4):
+        buffer.push(i, np.zeros((2, 2), np.float32))  # the first full window is emitted
+    assert buffer.unscored() == ()
+    buffer.push(4, np.zeros((2, 2), np.float32))
+    buffer.push(5, np.zeros((2, 2), np.float32))
+    assert buffer.unscored() == (4, 5)
+    buffer.reset()
+    assert buffer.unscored() == ()

@@ -729,7 +729,10 @@ function onScore(msg) {
   hook.scoreCount[msg.camera] = (hook.scoreCount[msg.camera] || 0) + 1;
   const rec = cams.get(msg.camera);
   if (!rec) return;
-  rec.scores.push({ t: msg.captured_at, r: msg.regularity, a: !!msg.alerting });
+  // No regularity yet (warm-up after a gap, or the camera still learning its baseline):
+  // nothing to plot, and the hole stays a hole rather than a dive to zero.
+  const scored = typeof msg.regularity === 'number';
+  if (scored) rec.scores.push({ t: msg.captured_at, r: msg.regularity, a: !!msg.alerting });
   const cutoff = msg.captured_at - KEEP_SECONDS;
   let drop = 0;
   while (drop < rec.scores.length && rec.scores[drop].t < cutoff) drop += 1;
@@ -739,7 +742,8 @@ function onScore(msg) {
     updateMeta(rec);
   }
   rec.regEl.textContent = fmtReg(msg.regularity);
-  rec.regEl.classList.toggle('below', rec.threshold !== null && msg.regularity < rec.threshold);
+  rec.regEl.classList.toggle('below', scored && rec.threshold !== null &&
+    msg.regularity < rec.threshold);
   markDirty(rec);
 }
 
@@ -752,6 +756,14 @@ function onAlert(msg) {
   // Upsert even for replayed seqs (idempotent). event may be start/update/end
   // or "ack"; tile alerting follows alert.state, so any kind is handled alike.
   upsertAlert(msg.alert);
+  // History lists finished and acknowledged events: refresh it when one changes.
+  if (msg.event === 'end' || msg.event === 'ack') scheduleHistoryReload();
+}
+
+let historyReload = null;
+function scheduleHistoryReload() {
+  if (historyReload) return;  // a burst of replayed messages reloads once
+  historyReload = setTimeout(() => { historyReload = null; loadHistory(); }, 500);
 }
 
 // Binary frame: 4-byte big-endian header length, JSON header, JPEG bytes.
