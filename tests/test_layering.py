@@ -47,3 +47,23 @@ def test_replay_runs_with_torch_unimportable(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert out.is_file()
+
+
+def test_model_imports_no_server_and_the_server_runs_without_torch(tmp_path):
+    run = python(
+        TORCH_BLOCKER
+        + "import pkgutil, importlib, clipwatch.model as m\n"
+        + "for info in pkgutil.iter_modules(m.__path__):\n"
+        + "    if info.name not in ('network', 'train', 'export', 'checkpoint', 'provenance'):\n"
+        + "        importlib.import_module(f'{m.__name__}.{info.name}')\n"
+        + "assert not [n for n in sys.modules if n.startswith('clipwatch.server')]\n"
+        + "from clipwatch.config import Config\n"
+        + "from clipwatch.server.app import create_app\n"
+        + "from fastapi.testclient import TestClient\n"
+        + "config = Config()\n"
+        + f"config.storage.dir = r'{tmp_path}'\n"
+        + "with TestClient(create_app(config)) as client:\n"
+        + "    assert client.get('/readyz').json()['ready']\n"
+        + "assert 'torch' not in sys.modules\n"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

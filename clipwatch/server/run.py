@@ -7,6 +7,7 @@ the bundled model, so a new user sees the service work at once.
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -34,26 +35,44 @@ def serve_config(config_path: str | None, sources: list[str], loop: bool, stride
                                                stride=stride or 1))
         if not config_path and not sources:
             config.cameras.append(demo_camera())
-        if host is not None:
-            config.server.host = host
-        if port is not None:
-            config.server.port = port
-        if model is not None:
-            config.model.path = Path(model)
-        if storage is not None:
-            config.storage.dir = Path(storage)
-        if device is not None:
-            config.model.device = device
-        if threads is not None:
-            config.model.threads = threads
     except ValidationError as exc:
-        raise ConfigError(one_line(exc)) from None
+        raise ConfigError(f"--source: {one_line(exc)}") from None
+    overrides = [(config.server, "host", host), (config.server, "port", port),
+                 (config.model, "path", model and Path(model)),
+                 (config.storage, "dir", storage and Path(storage)),
+                 (config.model, "device", device), (config.model, "threads", threads)]
+    for section, name, value in overrides:
+        if value is None:
+            continue
+        try:
+            setattr(section, name, value)  # validated on assignment
+        except ValidationError as exc:
+            flag = {"path": "model", "dir": "storage"}.get(name, name)
+            raise ConfigError(f"--{flag}: {one_line(exc).split(': ', 1)[-1]}") from None
     return config
+
+
+def check_bind(host: str, port: int) -> None:
+    """Fail with one line before anything starts when the address cannot be listened on
+    (uvicorn would otherwise log its own error after the cameras had started)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") \
+                from None
 
 
 def serve(config: Config, config_path: str | None) -> int:
     from clipwatch.server.app import create_app
 
+    check_bind(config.server.host, config.server.port)
     app = create_app(config, Path(config_path) if config_path else None)
     host, port = config.server.host, config.server.port
     names = ", ".join(c.id for c in config.cameras) or "none yet (add them with the API)"

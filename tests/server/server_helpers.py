@@ -64,10 +64,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`clipwatch serve --config PATH` in a subprocess: a real server on a real port."""
+    """`clipwatch serve [--config PATH]` in a subprocess: a real server on a real port."""
 
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+    def __init__(self, config_path: Path | None, port: int, log_path: Path,
+                 cwd: Path | None = None) -> None:
         self.config_path, self.port, self.log_path = config_path, port, log_path
+        self.cwd = cwd
         self.process = None
         self.url = f"http://127.0.0.1:{port}"
 
@@ -77,9 +79,10 @@ class ServerProcess:
         import urllib.request
 
         log = open(self.log_path, "ab")  # noqa: SIM115 (the process owns it until it exits)
+        config = ["--config", str(self.config_path)] if self.config_path else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clipwatch", "serve", "--config", str(self.config_path),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "clipwatch", "serve", *config, "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd)
 
         def ready():
             if self.process.poll() is not None:

@@ -95,3 +95,6 @@ def test_a_stalled_client_loses_frames_not_alerts_and_slows_no_one(server):
                 seen.add(data["seq"])
     assert set(range(hello["last_seq"] + 1, target + 1)) <= seen
     assert slow_frames < fast_frames[0]
+    # the clip looped (a gap) at least once meanwhile, and scoring went on without an error
+    ready = server.get_json("/readyz")
+    assert ready["ready"] and ready["inference_error"] is None
