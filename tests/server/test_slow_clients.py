@@ -14,8 +14,6 @@ import threading
 import time
 import urllib.request
 
-import pytest
-from server_helpers import ServerProcess, free_port, ped2_clip01, replay_camera, write_config
 from websockets.sync.client import connect
 
 STALL_SECONDS = 12.0  # longer than one pass of the looping clip (180 frames at 20 fps)
@@ -36,15 +34,8 @@ def ws_connect(url: str, receive_buffer: int | None = None):
                    max_size=2**22)
 
 
-@pytest.fixture
-def server(shared_data, tmp_path):
-    camera = replay_camera(ped2_clip01(shared_data), loop=True)
-    process = ServerProcess(write_config(tmp_path, [camera]), free_port(), tmp_path / "serve.log")
-    yield process.start()
-    process.stop()
-
-
-def test_a_stalled_client_loses_frames_not_alerts_and_slows_no_one(server):
+def test_a_stalled_client_loses_frames_not_alerts_and_slows_no_one(looping_server):
+    server = looping_server
     url = server.url
     fast_frames, stop = [0], threading.Event()
     with ws_connect(url, receive_buffer=4096) as slow:

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-from server_helpers import ServerProcess, free_port, ped2_clip01, replay_camera, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,19 +35,12 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def server(shared_data, tmp_path):
-    camera = replay_camera(ped2_clip01(shared_data), loop=True)
-    process = ServerProcess(write_config(tmp_path, [camera]), free_port(), tmp_path / "serve.log")
-    yield process.start()
-    process.stop()
-
-
 def count(page, kind: str, camera: str = "ped2") -> int:
     return page.evaluate(f"(window.clipwatch && window.clipwatch.{kind}['{camera}']) || 0")
 
 
-def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser, server):
+def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser, looping_server):
+    server = looping_server
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     errors: list[str] = []

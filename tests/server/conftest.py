@@ -1,0 +1,12 @@
+"""Server fixtures: a real `clipwatch serve` replaying UCSD Ped2 test 1 in a loop."""
+
+import pytest
+from server_helpers import ServerProcess, free_port, ped2_clip01, replay_camera, write_config
+
+
+@pytest.fixture
+def looping_server(shared_data, tmp_path):
+    camera = replay_camera(ped2_clip01(shared_data), loop=True)
+    process = ServerProcess(write_config(tmp_path, [camera]), free_port(), tmp_path / "serve.log")
+    yield process.start()
+    process.stop()
