@@ -1,4 +1,4 @@
-"""The `clipwatch` command: serve, replay, train, export, calibrate, evaluate.
+"""The `clipwatch` command: serve, replay, train, export, calibrate, evaluate, bench.
 
 Every expected failure (bad input, missing files, a model that does not match its sidecar)
 ends with one line on stderr and a non-zero exit; torch is imported only by the commands
@@ -137,11 +137,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from clipwatch.model.export import export_onnx
+    from clipwatch.model.fast_export import export_parts, write_manifest
+    from clipwatch.model.sidecar import read_sidecar
 
     report = export_onnx(Path(args.checkpoint), Path(args.out), name=args.name)
     print(f"exported {report.onnx_path} (+ {report.sidecar_path.name}); ONNX Runtime vs PyTorch "
           f"max abs difference {report.max_abs_diff:.2e} over {report.parity_clips} random clips")
+    # The parts the live service runs by default (each frame encoded once); int8 copies need
+    # normal footage to calibrate on: scripts/make_fast_parts.py.
+    spec = read_sidecar(report.onnx_path).input_spec
+    shape = (2, spec.clip_length, 1, spec.size, spec.size)
+    clips = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    diffs = export_parts(report.onnx_path, clips)
+    manifest = write_manifest(report.onnx_path, diffs, [])
+    print(f"fast parts: {manifest.name}; largest difference from the full network "
+          f"{max(diffs.values()):.2e}")
     return 0
 
 
@@ -218,6 +231,30 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from clipwatch.model.bench import VARIANT_TEXT, format_table, run_bench
+    from clipwatch.model.detector import DetectorOptions
+
+    unknown = [v for v in args.variants if v not in VARIANT_TEXT]
+    if unknown:
+        raise ClipwatchError(f"unknown variant {unknown[0]!r} (use {', '.join(VARIANT_TEXT)})")
+    if args.auc and not Path(args.auc).is_dir():
+        raise ClipwatchError(f"--auc: {args.auc} is not a folder (give a UCSD root)")
+    options = DetectorOptions(device=args.device, intra_op_threads=args.threads)
+    report = run_bench(Path(args.model), Path(args.frames), options,
+                       Path(args.auc) if args.auc else None, tuple(args.variants),
+                       args.count, log=lambda text: log.info("%s", text))
+    print(format_table(report))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise ClipwatchError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from clipwatch.server.run import serve, serve_config
 
@@ -246,6 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (0: per core)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="measure every inference variant: clips/s, frames/s at "
+                                     "stride 1, latency, memory, AUC")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="ONNX model with its parts")
+    p.add_argument("--frames", default=str(SAMPLE_CLIP), help="clip folder to stream")
+    p.add_argument("--count", type=_positive_int, default=120, help="frames to stream")
+    p.add_argument("--auc", metavar="UCSD_ROOT", help="also score the Ped2 test set per variant")
+    p.add_argument("--variants", nargs="+", default=["full", "split-convt", "split",
+                                                     "split-int8", "stateful"])
+    p.add_argument("--json", help="write the results to this JSON file")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("replay", help="score a clip folder, a video, a stream or a UCSD test set")
     p.add_argument("source", nargs="?", default=str(SAMPLE_CLIP),

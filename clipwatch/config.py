@@ -81,6 +81,11 @@ class ModelConfig(_Strict):
                         description="where ONNX Runtime runs")
     threads: int = Field(0, ge=0, le=256, description="intra-op threads (0: one per core)")
     max_batch: int = Field(8, ge=1, le=64, description="most clips in one inference call")
+    variant: str = Field(
+        "auto", pattern="^(auto|full|split|split-convt|split-int8|stateful)$",
+        description="inference variant (clipwatch bench compares them): full = the shipped "
+                    "graph on whole clips; split = the same scores with each frame encoded "
+                    "once (needs the model's parts); auto = split where the parts exist")
 
 
 class StorageConfig(_Strict):

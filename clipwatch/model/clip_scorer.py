@@ -20,7 +20,7 @@ from clipwatch.model.detector import Detector
 from clipwatch.model.scoring import error_maps, frame_errors, patch_errors
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.stream.clip_buffer import Clip, ClipBuffer
-from clipwatch.stream.preprocess import preprocess
+from clipwatch.stream.preprocess import InputSpec, preprocess
 from clipwatch.stream.sources import Frame
 
 
@@ -50,12 +50,15 @@ class ClipScorer:
     measures to the kept ClipErrors, so one inference pass can compare several.
     """
 
-    def __init__(self, detector: Detector, stride: int = 1, batch_size: int = 8,
+    def __init__(self, detector: Detector | None, stride: int = 1, batch_size: int = 8,
                  keep_maps: bool = False, patch: int = 0, keep_clip_errors: bool = False,
-                 extra_patches: tuple[int, ...] = ()) -> None:
+                 extra_patches: tuple[int, ...] = (), spec: InputSpec | None = None,
+                 clip_length: int | None = None) -> None:
         self.detector = detector
-        self.spec = detector.input_spec
-        self.buffer = ClipBuffer(self.spec.clip_length, stride)
+        self.spec = spec or detector.input_spec
+        # clip_length=1 serves a model that carries its own state from frame to frame.
+        length = clip_length or self.spec.clip_length
+        self.buffer = ClipBuffer(length, min(stride, length))
         self.batch_size = max(1, batch_size)
         self.keep_maps = keep_maps
         self.patch = patch
@@ -66,6 +69,10 @@ class ClipScorer:
         # Frames waiting for their score: index -> (timestamp, decoded image if keep_maps).
         self._waiting: dict[int, tuple[float, np.ndarray | None]] = {}
         self.clips_scored = 0
+        # Per-source caches of the fast reconstructors (see reconstructors.py): encoded
+        # features by frame index, and a carried ConvLSTM state.
+        self.features: dict[int, np.ndarray] = {}
+        self.state: list[np.ndarray] | None = None
 
     def add(self, frame: Frame) -> Clip | None:
         """Buffer one decoded frame without running the model; returns a clip when one is due.
@@ -86,6 +93,8 @@ class ClipScorer:
         for index in dropped:
             self._waiting.pop(index, None)
         self.buffer.reset()
+        self.features.clear()
+        self.state = None
         return dropped
 
     def push(self, frame: Frame) -> list[FrameScore]:
@@ -108,6 +117,21 @@ class ClipScorer:
         clips, self._pending = self._pending, []
         batch = np.stack([c.frames for c in clips])  # (B, T, 1, S, S)
         return self.score(clips, batch, self.detector.reconstruct(batch))
+
+    def score_new(self, clip: Clip, recon_new: np.ndarray) -> list[FrameScore]:
+        """Scores of one clip's new frames from their reconstructions (new, 1, S, S) alone."""
+        positions = list(clip.new_positions)
+        maps = error_maps(clip.frames[positions, 0], recon_new[:, 0])  # (new, S, S)
+        errors = patch_errors(maps, self.patch) if self.patch else frame_errors(maps)
+        self.clips_scored += 1
+        scores = []
+        for k, pos in enumerate(positions):
+            index = clip.indices[pos]
+            timestamp, image = self._waiting.pop(index)
+            scores.append(FrameScore(index=index, timestamp=timestamp, error=float(errors[k]),
+                                     error_map=maps[k] if self.keep_maps else None,
+                                     image=image))
+        return scores
 
     def score(self, clips: list[Clip], batch: np.ndarray, recon: np.ndarray) -> list[FrameScore]:
         """Scores of the new frames of `clips`, given their stacked frames and reconstructions."""

@@ -31,6 +31,7 @@ class DetectorOptions:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     max_batch: int = 8
+    spin: bool = False  # idle ORT threads spin-wait (see make_session); off by default
 
 
 def _requested_providers(device: str) -> list[str]:
@@ -68,6 +69,33 @@ def _check_graph(session: ort.InferenceSession, sidecar: Sidecar, path: Path) ->
                          f"{list(sidecar.output_names)}")
 
 
+def make_session(path: Path, options: DetectorOptions) -> tuple[ort.InferenceSession, str]:
+    """An ONNX Runtime session for `path` on the device `options` asks for, and the device
+    it really got ('cuda' or 'cpu'), with ORT's multi-line provider errors kept quiet."""
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = options.intra_op_threads
+    session_options.inter_op_num_threads = options.inter_op_threads
+    session_options.log_severity_level = 3  # ORT's own provider warnings are replaced below
+    if not options.spin:
+        # ORT's worker threads spin-wait after each run by default. Where several sessions
+        # take turns (the split parts, one per camera stage) their spinning pools fight for
+        # the same cores: measured here, the split path ran at half speed until this was off.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    requested = _requested_providers(options.device)
+    # onnxruntime-gpu prints multi-line errors when the CUDA libraries are missing; the
+    # fallback is reported by the caller in one line instead (verbose logging keeps ORT's own).
+    ort.set_default_logger_severity(2 if log.isEnabledFor(logging.DEBUG) else 4)
+    try:
+        session = ort.InferenceSession(str(path), session_options, providers=requested)
+    except Exception as exc:  # ORT raises its own exception types for a file that is no graph
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"{path} is not a loadable ONNX model ({first_line[:160]})") from None
+    finally:
+        ort.set_default_logger_severity(2)
+    device = "cuda" if session.get_providers()[0] in GPU_PROVIDERS else "cpu"
+    return session, device
+
+
 class Detector:
     """Reconstructs batches of clips (B, T, 1, S, S) with ONNX Runtime."""
 
@@ -79,26 +107,9 @@ class Detector:
         if not self.path.is_file():
             raise ModelError(f"model {self.path} does not exist")
         self.sidecar = read_sidecar(self.path)
-        session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = self.options.intra_op_threads
-        session_options.inter_op_num_threads = self.options.inter_op_threads
-        session_options.log_severity_level = 3  # ORT's own provider warnings are replaced below
-        requested = _requested_providers(self.options.device)
-        # onnxruntime-gpu prints multi-line errors when the CUDA libraries are missing; the
-        # fallback is reported below in one line instead (verbose logging keeps ORT's own).
-        ort.set_default_logger_severity(2 if log.isEnabledFor(logging.DEBUG) else 4)
-        try:
-            self.session = ort.InferenceSession(str(self.path), session_options,
-                                                providers=requested)
-        except Exception as exc:  # ORT raises its own exception types for a file that is no graph
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ModelError(f"{self.path} is not a loadable ONNX model ({first_line[:160]})") \
-                from None
-        finally:
-            ort.set_default_logger_severity(2)
+        self.session, self.device = make_session(self.path, self.options)
         _check_graph(self.session, self.sidecar, self.path)
         self.providers = self.session.get_providers()
-        self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
         if self.options.device != "cpu" and self.device == "cpu":
             log.info("no usable GPU for ONNX Runtime (available: %s); running on the CPU",
                      ", ".join(ort.get_available_providers()))

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 class Services:
     """What every camera pipeline shares."""
 
-    detector: Detector
+    detector: Detector  # the shipped graph, sidecar and input spec
+    reconstructor: Any  # the inference variant run live (model/reconstructors.py)
     store: EventStore
     hub: Hub
     metrics: Metrics
@@ -70,7 +71,8 @@ class CameraPipeline:
                 false_alarm_rate=calibration.false_alarm_rate if calibration else 0.01,
                 data=f"camera {camera.id} config", frames=0, scoring=scoring)
         self.scorer = ClipScorer(detector, stride=camera.stride, keep_maps=True,
-                                 patch=scoring.patch)
+                                 patch=scoring.patch,
+                                 clip_length=services.reconstructor.clip_length_override)
         self.live = LiveScorer(scoring, calibration, camera.baseline_frames,
                                calibration.false_alarm_rate if calibration else 0.01,
                                warmup_frames=detector.input_spec.clip_length - 1)
@@ -157,11 +159,12 @@ class CameraPipeline:
             self._frames.pop(seq, None)
         self._after_gap = True
 
-    def handle(self, clip: Clip, batch: np.ndarray, recon: np.ndarray) -> None:
-        """Scores of one reconstructed clip -> live scores, alerts, viewers."""
+    def handle(self, clip: Clip, recon_new: np.ndarray) -> None:
+        """Scores of one clip's new frames (their reconstructions) -> live scores, alerts,
+        viewers."""
         if self.stopped:
             return
-        for score in self.scorer.score([clip], batch, recon):
+        for score in self.scorer.score_new(clip, recon_new):
             self._handle_frame(score)
 
     def _handle_frame(self, score: FrameScore) -> None:
@@ -265,13 +268,12 @@ class InferenceLoop:
         size = self.s.detector.options.max_batch
         for start in range(0, len(work), size):
             chunk = work[start:start + size]
-            batch = np.stack([clip.frames for _, clip in chunk])  # (B, T, 1, S, S)
             started = time.perf_counter()
-            recon = self.s.detector.reconstruct(batch)
+            recons = self.s.reconstructor.new_frames([(p.scorer, clip) for p, clip in chunk])
             self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
             self.s.metrics.batch_clips.observe(len(chunk))
-            for i, (pipeline, clip) in enumerate(chunk):
-                pipeline.handle(clip, batch[i:i + 1], recon[i:i + 1])
+            for (pipeline, clip), recon in zip(chunk, recons, strict=True):
+                pipeline.handle(clip, recon)
         return len(work)
 
 

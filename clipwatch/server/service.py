@@ -17,6 +17,7 @@ from typing import Any
 from clipwatch.config import CameraConfig, Config, save_config
 from clipwatch.errors import ClipwatchError
 from clipwatch.model.detector import Detector, DetectorOptions
+from clipwatch.model.reconstructors import make_reconstructor
 from clipwatch.server.event_store import EventStore, alert_message
 from clipwatch.server.hub import Hub
 from clipwatch.server.metrics import Metrics
@@ -42,11 +43,12 @@ class Service:
         options = DetectorOptions(device=m.device, intra_op_threads=m.threads,
                                   max_batch=m.max_batch)
         self.detector = Detector(m.path, options)
+        self.reconstructor = make_reconstructor(m.variant, m.path, options, self.detector)
         self.store = EventStore(config.storage.dir)
         self.hub = Hub(config.live, self.metrics)
-        self.services = Services(self.detector, self.store, self.hub, self.metrics,
-                                 config.alerts, config.live, config.storage.jpeg_quality,
-                                 threading.Event())
+        self.services = Services(self.detector, self.reconstructor, self.store, self.hub,
+                                 self.metrics, config.alerts, config.live,
+                                 config.storage.jpeg_quality, threading.Event())
         self.pipelines: dict[str, CameraPipeline] = {}
         self._lock = threading.RLock()  # camera changes come from several API threads
         self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
@@ -149,6 +151,7 @@ class Service:
         can be written."""
         checks = {
             "model": self.detector.path.name,
+            "variant": self.config.model.variant,
             "inference_running": self.inference.alive,
             "inference_error": self.inference.error,
             "store_writable": os.access(self.store.folder, os.W_OK),

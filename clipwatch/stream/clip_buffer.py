@@ -51,6 +51,10 @@ class ClipBuffer:
     def __len__(self) -> int:
         return len(self._frames)
 
+    def indices(self) -> tuple[int, ...]:
+        """Indices of the frames in the ring, oldest first."""
+        return tuple(self._indices)
+
     def unscored(self) -> tuple[int, ...]:
         """Indices of the buffered frames that no emitted clip has scored yet."""
         return tuple(self._indices)[len(self._indices) - self._unscored:] if self._unscored \

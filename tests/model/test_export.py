@@ -92,3 +92,38 @@ def test_export_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
         export_onnx(bogus, tmp_path / "out.onnx")
     with pytest.raises(ModelError, match="does not exist"):
         export_onnx(tmp_path / "missing.pt", tmp_path / "out.onnx")
+
+
+def test_pixel_shuffle_is_exactly_a_transposed_convolution():
+    from torch import nn
+
+    from clipwatch.model.fast_network import ConvPixelShuffle
+
+    torch.manual_seed(0)
+    # the network's two (k=5 s=2, k=11 s=4) and shapes where k is not a multiple of s
+    for c_in, c_out, k, s, n in [(64, 128, 5, 2, 26), (128, 1, 11, 4, 55), (3, 2, 4, 2, 7),
+                                 (2, 3, 3, 3, 5), (4, 4, 2, 2, 6)]:
+        deconv = nn.ConvTranspose2d(c_in, c_out, k, stride=s)
+        x = torch.randn(2, c_in, n, n)
+        with torch.no_grad():
+            expected, ours = deconv(x), ConvPixelShuffle(deconv)(x)
+        assert ours.shape == expected.shape
+        assert torch.allclose(ours, expected, atol=1e-5 * float(expected.abs().max()) + 1e-6)
+
+
+def test_parts_exported_from_an_onnx_model_match_the_full_network(exported, tmp_path):
+    import shutil
+
+    from clipwatch.model.fast_export import PARTS, export_parts, part_path, write_manifest
+
+    _, report = exported
+    model = tmp_path / "m.onnx"
+    shutil.copy(report.onnx_path, model)
+    shutil.copy(report.sidecar_path, tmp_path / "m.json")
+    clips = np.random.default_rng(0).uniform(-1, 1, (2, 10, 1, 227, 227)).astype(np.float32)
+    diffs = export_parts(model, clips)
+    assert set(diffs) == {"decoder", "decoder_convt", "step"}
+    assert max(diffs.values()) < 1e-4
+    assert all(part_path(model, p).is_file() for p in PARTS)
+    manifest = write_manifest(model, diffs, [])
+    assert "encoder.0.weight" in manifest.read_text()
