@@ -269,12 +269,15 @@ def run_bench(model_path: Path, frames_folder: Path, options: DetectorOptions,
     for v in report.variants:
         v.ratio_to_naive = round(v.frames_per_s_stride1 / naive.frames_per_s_stride1, 2)
         v.ratio_to_flop_floor = round(1000 / v.frames_per_s_stride1 / report.flop_floor_ms, 2)
-    best = max((v for v in report.variants if v.exact and v.name != "pytorch-eager"),
-               key=lambda v: v.frames_per_s_stride1)
-    key = next(k for k, (n, _, _) in VARIANT_TEXT.items() if n == best.name)
-    gc.collect()
-    report.batching = camera_batching(make_reconstructor(key, model_path, options), spec,
-                                      frames, best.name)
+    # Batching across cameras for the fastest exact variant, and the fastest of all.
+    measured = [v for v in report.variants if v.name != "pytorch-eager"]
+    best_exact = max((v for v in measured if v.exact), key=lambda v: v.frames_per_s_stride1)
+    fastest = max(measured, key=lambda v: v.frames_per_s_stride1)
+    for best in dict.fromkeys((best_exact.name, fastest.name)):
+        key = next(k for k, (n, _, _) in VARIANT_TEXT.items() if n == best)
+        gc.collect()
+        report.batching += camera_batching(make_reconstructor(key, model_path, options), spec,
+                                           frames, best)
     return report
 
 
@@ -310,8 +313,8 @@ def format_table(report: BenchReport) -> str:
                      f"{v.frames_per_s_stride1:>7.2f} {v.latency_p50_ms:>7.1f} "
                      f"{v.latency_p95_ms:>7.1f} {v.peak_memory_mb:>8.0f} "
                      f"{v.ratio_to_naive:>8.2f} {v.ratio_to_flop_floor:>8.2f} {auc:>7}")
-    if report.batching:
-        lines.append("batching across cameras (" + report.batching[0]["variant"] + "): " +
-                     ", ".join(f"{r['cameras']} cam {r['clips_per_s']:.1f} clips/s"
-                               for r in report.batching))
+    for name in dict.fromkeys(r["variant"] for r in report.batching):
+        lines.append(f"batching across cameras ({name}): " + ", ".join(
+            f"{r['cameras']} cam {r['clips_per_s']:.1f} clips/s"
+            for r in report.batching if r["variant"] == name))
     return "\n".join(lines)
