@@ -38,6 +38,7 @@ const hook = window.clipwatch = {
   scoreCount: {},
   frameCount: {},
   latencies: [],
+  latencyFrames: [],  // the source frame index of each latency sample, same order
 };
 // Resume only makes sense once this tab has seen an alert seq.
 let seenAlerts = storedSeq !== null;
@@ -333,10 +334,16 @@ function drawTimeline(rec) {
   const th = currentThreshold(rec);
   const points = rec.scores.filter((p) => p.t >= t0 - GAP_SECONDS);
 
-  // y range: regularity is nominally 0..1 but do not clip outliers.
-  let lo = 0;
-  let hi = 1;
+  // y range: fit the scores and the threshold (a camera's scores often span a tenth of the
+  // 0..1 range; a fixed 0..1 axis flattens them against the top), at least 0.2 tall.
+  let lo = th ?? Infinity;
+  let hi = th ?? -Infinity;
   for (const p of points) { lo = Math.min(lo, p.r); hi = Math.max(hi, p.r); }
+  if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
+  const mid = (lo + hi) / 2;
+  const half = Math.max((hi - lo) / 2 + 0.03, 0.1);
+  lo = mid - half;
+  hi = mid + half;
   const pad = 3;
   const x = (t) => ((t - t0) / TIMELINE_SECONDS) * w;
   const y = (r) => pad + ((hi - r) / (hi - lo)) * (h - 2 * pad);
@@ -780,7 +787,11 @@ function onBinary(buf) {
   }
   hook.frameCount[header.camera] = (hook.frameCount[header.camera] || 0) + 1;
   hook.latencies.push(Date.now() / 1000 - header.captured_at);
-  if (hook.latencies.length > MAX_LATENCIES) hook.latencies.splice(0, hook.latencies.length - MAX_LATENCIES);
+  hook.latencyFrames.push(header.frame);
+  if (hook.latencies.length > MAX_LATENCIES) {
+    hook.latencies.splice(0, hook.latencies.length - MAX_LATENCIES);
+    hook.latencyFrames.splice(0, hook.latencyFrames.length - MAX_LATENCIES);
+  }
   if (!cams.has(header.camera)) return;
   pendingFrames.set(header.camera, new Uint8Array(buf, 4 + headerLen));
   scheduleRender();
