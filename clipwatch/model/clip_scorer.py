@@ -56,9 +56,12 @@ class ClipScorer:
                  clip_length: int | None = None) -> None:
         self.detector = detector
         self.spec = spec or detector.input_spec
-        # clip_length=1 serves a model that carries its own state from frame to frame.
-        length = clip_length or self.spec.clip_length
-        self.buffer = ClipBuffer(length, min(stride, length))
+        # clip_length=1 serves a model that carries its own state from frame to frame: it
+        # steps through every frame, whatever the stride asked of the clip models.
+        if clip_length is None:
+            self.buffer = ClipBuffer(self.spec.clip_length, stride)
+        else:
+            self.buffer = ClipBuffer(clip_length, min(stride, clip_length))
         self.batch_size = max(1, batch_size)
         self.keep_maps = keep_maps
         self.patch = patch

@@ -32,6 +32,7 @@ class DetectorOptions:
     inter_op_threads: int = 0
     max_batch: int = 8
     spin: bool = False  # idle ORT threads spin-wait (see make_session); off by default
+    graph_optimization: str = "all"  # disable_all | basic | extended | all (ORT's levels)
 
 
 def _requested_providers(device: str) -> list[str]:
@@ -69,6 +70,14 @@ def _check_graph(session: ort.InferenceSession, sidecar: Sidecar, path: Path) ->
                          f"{list(sidecar.output_names)}")
 
 
+_OPTIMIZATION_LEVELS = {
+    "disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
 def make_session(path: Path, options: DetectorOptions) -> tuple[ort.InferenceSession, str]:
     """An ONNX Runtime session for `path` on the device `options` asks for, and the device
     it really got ('cuda' or 'cpu'), with ORT's multi-line provider errors kept quiet."""
@@ -76,6 +85,7 @@ def make_session(path: Path, options: DetectorOptions) -> tuple[ort.InferenceSes
     session_options.intra_op_num_threads = options.intra_op_threads
     session_options.inter_op_num_threads = options.inter_op_threads
     session_options.log_severity_level = 3  # ORT's own provider warnings are replaced below
+    session_options.graph_optimization_level = _OPTIMIZATION_LEVELS[options.graph_optimization]
     if not options.spin:
         # ORT's worker threads spin-wait after each run by default. Where several sessions
         # take turns (the split parts, one per camera stage) their spinning pools fight for
