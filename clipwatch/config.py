@@ -54,6 +54,13 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="replay a file or folder forever (demos, soak tests)")
     fps: float | None = Field(None, gt=0, le=240,
                               description="frame rate override; files and folders are paced to it")
+    open_timeout_s: float = Field(10.0, gt=0, le=120,
+                                  description="streams: give up opening after this long")
+    read_timeout_s: float = Field(5.0, gt=0, le=120,
+                                  description="streams: a read blocked this long fails")
+    stall_timeout_s: float = Field(5.0, gt=0, le=600,
+                                   description="a live camera with no new frame for this long "
+                                               "shows as lost (a hung server can block reads)")
     baseline_frames: int | None = Field(
         None, ge=20, le=1_000_000,
         description="learn this camera's calibration from its first N scored frames, taken as "

@@ -83,6 +83,7 @@ class Grabber:
         self.queue = FrameQueue(queue_size)
         self.status = CameraStatus("connecting", None, time.time())
         self.frames_in = 0
+        self.last_frame_at: float | None = None  # monotonic time of the newest frame
         self._on_frame = on_frame  # wakes the scorer
         self._on_status = on_status
         self._on_drop = on_drop
@@ -104,6 +105,21 @@ class Grabber:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def check_stall(self, now: float | None = None) -> bool:
+        """The watchdog, called from outside the grabber's thread: a live camera with no new
+        frame for `stall_timeout_s` is marked lost even while its read() is still blocked (a
+        hung server keeps a read waiting up to its timeout, and first hands over a couple of
+        stale frames). The grabber marks it live again with its next frame, or reconnects
+        once the read fails. Returns True when it marked the camera lost."""
+        now = time.monotonic() if now is None else now
+        last = self.last_frame_at
+        if self.status.state != "live" or last is None:
+            return False
+        if now - last < self.camera.stall_timeout_s:
+            return False
+        self._set_status("lost", f"no frame for {now - last:.0f} s (stalled)")
+        return True
 
     def _set_status(self, state: str, reason: str | None) -> None:
         if state == self.status.state and reason == self.status.reason:
@@ -136,7 +152,9 @@ class Grabber:
     def _read_once(self, segment: int) -> tuple[bool, str | None, bool]:
         """Open the source and read it to its end: (delivered any frame, failure, is live)."""
         try:
-            source = open_source(self.camera.source, self.camera.fps)
+            source = open_source(self.camera.source, self.camera.fps,
+                                 open_timeout_s=self.camera.open_timeout_s,
+                                 read_timeout_s=self.camera.read_timeout_s)
         except ClipwatchError as exc:
             return False, str(exc), True  # retried like a lost stream
         except Exception as exc:  # OpenCV raises cv2.error for some malformed inputs
@@ -151,8 +169,9 @@ class Grabber:
                 for frame in frames:
                     if self._stop.is_set():
                         break
-                    if not delivered:
-                        delivered = True
+                    delivered = True
+                    self.last_frame_at = time.monotonic()
+                    if self.status.state != "live":  # first frame, or frames after a stall
                         self._set_status("live", None)
                     self.frames_in += 1
                     if not self.queue.put(GrabbedFrame(frame, segment, time.time())):

@@ -264,6 +264,7 @@ class InferenceLoop:
         """Score every clip that is due now; returns how many."""
         work: list[tuple[CameraPipeline, Clip]] = []
         for pipeline in self._pipelines():
+            pipeline.grabber.check_stall()
             work.extend((pipeline, clip) for clip in pipeline.take_clips())
         size = self.s.detector.options.max_batch
         for start in range(0, len(work), size):

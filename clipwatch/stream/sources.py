@@ -327,7 +327,10 @@ class StreamSource(_CaptureSource):
             # RTSP over UDP loses packets (smeared frames) behind NAT and on busy networks, and
             # many cameras are only reachable over TCP. OpenCV's FFmpeg backend reads this
             # variable at every open; a value the user set is left alone.
-            os.environ.setdefault(_RTSP_OPTIONS_ENV, "rtsp_transport;tcp")
+            # A small probe makes the first frame arrive in about 0.65 s instead of 3 s
+            # (measured against GStreamer's RTSP server).
+            os.environ.setdefault(_RTSP_OPTIONS_ENV,
+                                  "rtsp_transport;tcp|analyzeduration;500000|probesize;32768")
         self._open_timeout_s = open_timeout_s
         self._read_timeout_s = read_timeout_s
         super().__init__(mask_url(url))
@@ -388,7 +391,8 @@ def _scheme(spec: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def open_source(spec: str | os.PathLike[str], fps: float | None = None) -> FrameSource:
+def open_source(spec: str | os.PathLike[str], fps: float | None = None, *,
+                open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> FrameSource:
     """Open what the user named: digits -> webcam, rtsp/http URL -> stream, folder -> frames,
     file -> video. `fps` overrides the nominal rate (a folder's default is 10, UCSD's rate).
 
@@ -408,7 +412,7 @@ def open_source(spec: str | os.PathLike[str], fps: float | None = None) -> Frame
                     f"{mask_url(spec)}: unsupported scheme {scheme!r} "
                     f"(use one of {', '.join(sorted(STREAM_SCHEMES))}, a file or a folder)"
                 )
-            return _override_fps(StreamSource(spec), fps)
+            return _override_fps(StreamSource(spec, open_timeout_s, read_timeout_s), fps)
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path, DEFAULT_FOLDER_FPS if fps is None else fps)
