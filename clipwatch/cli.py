@@ -255,6 +255,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Print a config snippet for a new API token or user; secrets are hashed before print."""
+    import getpass
+    import re
+
+    from clipwatch.server.auth import hash_password, hash_token, new_token
+
+    if not re.fullmatch(r"[\w.@-]{1,64}", args.name):
+        raise ClipwatchError(f"name {args.name!r}: use 1-64 letters, digits, _ . @ -")
+    if args.kind == "token":
+        token = new_token()
+        print(f"# the token (shown once; give it to {args.name}):\n# {token}")
+        print(f"auth:\n  tokens:\n    - name: {args.name}\n      role: {args.role}\n"
+              f"      sha256: \"{hash_token(token)}\"")  # quoted: YAML reads digits as a number
+        return 0
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise ClipwatchError("the password must be at least 8 characters")
+    print(f"auth:\n  users:\n    - name: {args.name}\n      role: {args.role}\n"
+          f"      password: \"{hash_password(password)}\"")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from clipwatch.server.run import serve, serve_config
 
@@ -283,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (0: per core)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("auth", help="make an API token or a user login for the config")
+    p.add_argument("kind", choices=["token", "password"],
+                   help="token: a new API token; password: a user (password read from stdin)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", choices=["viewer", "admin"], default="viewer")
+    p.set_defaults(func=cmd_auth)
 
     p = sub.add_parser("bench", help="measure every inference variant: clips/s, frames/s at "
                                      "stride 1, latency, memory, AUC")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -132,6 +133,28 @@ class LiveConfig(_Strict):
                                            "is disconnected (it then resumes from the store)")
 
 
+class ApiToken(_Strict):
+    name: str = Field(pattern=r"^[\w.@-]{1,64}$", description="who uses it (for the logs)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$",
+                        description="SHA-256 of the token, from `clipwatch auth token`")
+    role: Literal["viewer", "admin"] = "viewer"
+
+
+class UserAccount(_Strict):
+    name: str = Field(pattern=r"^[\w.@-]{1,64}$", description="login name")
+    password: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]+$",
+                          description="PBKDF2 hash, from `clipwatch auth password`")
+    role: Literal["viewer", "admin"] = "viewer"
+
+
+class AuthConfig(_Strict):
+    """Off when empty (then the server only listens on loopback)."""
+
+    tokens: list[ApiToken] = Field(default_factory=list, description="API tokens (hashed)")
+    users: list[UserAccount] = Field(default_factory=list, description="viewer logins")
+    session_hours: float = Field(12.0, gt=0, le=720, description="how long a login lasts")
+
+
 class Config(_Strict):
     cameras: list[CameraConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -139,6 +162,7 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @field_validator("cameras")
     @classmethod

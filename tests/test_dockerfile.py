@@ -61,3 +61,12 @@ def test_the_health_check_asks_the_apps_readiness_route_on_the_exposed_port(tmp_
     config.storage.dir = tmp_path
     paths = create_app(config).openapi()["paths"]
     assert route in paths
+
+
+def test_the_example_config_loads_and_may_listen_beyond_loopback():
+    from clipwatch.config import load_config
+    from clipwatch.server.run import check_exposure
+
+    config = load_config(REPO / "docs" / "clipwatch.example.yaml")
+    assert config.server.host == "0.0.0.0" and config.auth.tokens and config.auth.users
+    check_exposure(config)

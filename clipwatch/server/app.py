@@ -18,10 +18,11 @@ from fastapi.staticfiles import StaticFiles
 
 from clipwatch import __version__
 from clipwatch.config import Config
-from clipwatch.server.routes import cameras, events, health, live
+from clipwatch.server.routes import cameras, events, health, live, session
 from clipwatch.server.service import Service
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
@@ -37,9 +38,11 @@ def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(service.stop)
 
-    app = FastAPI(title="clipwatch", version=__version__, lifespan=lifespan)
+    # Every request body here is a small JSON document; a larger one is refused (413).
+    app = FastAPI(title="clipwatch", version=__version__, lifespan=lifespan,
+                  max_body_size=MAX_BODY_BYTES)
     app.state.service = service
-    for module in (cameras, events, health, live):
+    for module in (cameras, events, health, live, session):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -6,6 +6,7 @@ the bundled model, so a new user sees the service work at once.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 from pathlib import Path
@@ -69,9 +70,26 @@ def check_bind(host: str, port: int) -> None:
                 from None
 
 
+def check_exposure(config: Config) -> None:
+    """Refuse to listen beyond loopback without auth: anyone who reaches the port would see
+    every camera and could change them."""
+    auth = config.auth
+    if auth.tokens or auth.users:
+        return
+    try:
+        loopback = ipaddress.ip_address(config.server.host).is_loopback
+    except ValueError:
+        loopback = config.server.host == "localhost"
+    if not loopback:
+        raise ConfigError(f"refusing to listen on {config.server.host} without auth: add API "
+                          "tokens or users to the config's auth section (clipwatch auth "
+                          "token / clipwatch auth password), or bind 127.0.0.1")
+
+
 def serve(config: Config, config_path: str | None) -> int:
     from clipwatch.server.app import create_app
 
+    check_exposure(config)
     check_bind(config.server.host, config.server.port)
     app = create_app(config, Path(config_path) if config_path else None)
     host, port = config.server.host, config.server.port

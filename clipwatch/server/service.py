@@ -18,6 +18,7 @@ from clipwatch.config import CameraConfig, Config, save_config
 from clipwatch.errors import ClipwatchError
 from clipwatch.model.detector import Detector, DetectorOptions
 from clipwatch.model.reconstructors import make_reconstructor
+from clipwatch.server.auth import Authenticator
 from clipwatch.server.event_store import EventStore, alert_message
 from clipwatch.server.hub import Hub
 from clipwatch.server.metrics import Metrics
@@ -39,6 +40,7 @@ class Service:
         self.config = config
         self.config_path = config_path
         self.metrics = Metrics()
+        self.auth = Authenticator(config.auth)
         m = config.model
         options = DetectorOptions(device=m.device, intra_op_threads=m.threads,
                                   max_batch=m.max_batch)

@@ -30,8 +30,11 @@ def replay_camera(source: Path, camera_id: str = "ped2", **changes) -> CameraCon
     return CameraConfig(**fields)
 
 
-def write_config(folder: Path, cameras: list[CameraConfig], port: int = 8000) -> Path:
+def write_config(folder: Path, cameras: list[CameraConfig], port: int = 8000,
+                 auth=None) -> Path:
     config = Config(cameras=cameras)
+    if auth is not None:
+        config.auth = auth
     config.storage.dir = folder / "store"
     config.server.port = port
     path = folder / "clipwatch.yaml"

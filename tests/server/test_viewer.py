@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from server_helpers import ServerProcess, free_port, ped2_clip01, replay_camera, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -101,3 +102,31 @@ def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser,
     (ARTIFACTS / "viewer-latency.json").write_text(json.dumps(report, indent=2))
     print(f"frame-to-viewer latency over {report['frames']} frames: "
           f"p50 {report['p50_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms")
+
+
+def test_the_viewer_asks_for_a_login_when_the_server_has_auth(browser, shared_data, tmp_path):
+    from clipwatch.config import AuthConfig, UserAccount
+    from clipwatch.server.auth import hash_password
+
+    auth = AuthConfig(users=[UserAccount(name="op", password=hash_password("night shift"))])
+    camera = replay_camera(ped2_clip01(shared_data), loop=True)
+    server = ServerProcess(write_config(tmp_path, [camera], auth=auth), free_port(),
+                           tmp_path / "serve.log").start()
+    try:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(server.url)
+        form = page.locator("#login")
+        form.wait_for(state="visible", timeout=10_000)
+        page.fill("#login-name", "op")
+        page.fill("#login-password", "wrong password")
+        page.click("#login-submit")
+        page.locator("#login-error").filter(has_text="wrong name or password").wait_for()
+        page.fill("#login-password", "night shift")
+        page.click("#login-submit")
+        form.wait_for(state="hidden", timeout=10_000)
+        page.wait_for_function("window.clipwatch.frameCount['ped2'] > 3", timeout=30_000)
+        # the session cookie is HttpOnly: the page's scripts cannot read it
+        assert "clipwatch_session" not in page.evaluate("document.cookie")
+        page.screenshot(path=str(ARTIFACTS / "viewer-login.png"))
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ from clipwatch.config import (
     one_line,
 )
 from clipwatch.errors import ClipwatchError
+from clipwatch.server.auth import Admin, Viewer
 from clipwatch.server.deps import ServiceDep
 from clipwatch.server.service import CameraConflict, UnknownCamera
 
@@ -42,12 +43,12 @@ def _not_found(exc: UnknownCamera) -> HTTPException:
 
 
 @router.get("")
-def list_cameras(service: ServiceDep) -> list[dict[str, Any]]:
+def list_cameras(service: ServiceDep, _: Viewer) -> list[dict[str, Any]]:
     return service.camera_views()
 
 
 @router.post("", status_code=201)
-def add_camera(camera: CameraConfig, service: ServiceDep) -> dict[str, Any]:
+def add_camera(camera: CameraConfig, service: ServiceDep, _: Admin) -> dict[str, Any]:
     try:
         return service.add_camera(camera)
     except CameraConflict as exc:
@@ -57,8 +58,7 @@ def add_camera(camera: CameraConfig, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.get("/{camera_id}")
-def get_camera(camera_id: CameraId,
-               service: ServiceDep) -> dict[str, Any]:
+def get_camera(camera_id: CameraId, service: ServiceDep, _: Viewer) -> dict[str, Any]:
     try:
         return service.camera_view(camera_id)
     except UnknownCamera as exc:
@@ -66,8 +66,8 @@ def get_camera(camera_id: CameraId,
 
 
 @router.patch("/{camera_id}")
-def change_camera(patch: CameraPatch, camera_id: CameraId,
-                  service: ServiceDep) -> dict[str, Any]:
+def change_camera(patch: CameraPatch, camera_id: CameraId, service: ServiceDep,
+                  _: Admin) -> dict[str, Any]:
     try:
         current = service.camera(camera_id)
         # Fields sent as null reset to their default (threshold: the calibration's).
@@ -82,7 +82,7 @@ def change_camera(patch: CameraPatch, camera_id: CameraId,
 
 
 @router.delete("/{camera_id}", status_code=204)
-def remove_camera(camera_id: CameraId, service: ServiceDep) -> None:
+def remove_camera(camera_id: CameraId, service: ServiceDep, _: Admin) -> None:
     try:
         service.remove_camera(camera_id)
     except UnknownCamera as exc:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from clipwatch.server.auth import Viewer
 from clipwatch.server.deps import ServiceDep
 from clipwatch.server.event_store import StoreError, event_json
 from clipwatch.server.service import Service
@@ -23,6 +24,7 @@ class Acknowledgement(BaseModel):
 @router.get("")
 def list_events(
     service: ServiceDep,
+    _: Viewer,
     camera: str | None = Query(None, max_length=32),
     since: float | None = Query(None, description="started at or after (epoch seconds)"),
     until: float | None = Query(None, description="started before (epoch seconds)"),
@@ -36,7 +38,7 @@ def list_events(
 
 
 @router.get("/{event_id}")
-def get_event(event_id: int, service: ServiceDep) -> dict[str, Any]:
+def get_event(event_id: int, service: ServiceDep, _: Viewer) -> dict[str, Any]:
     row = service.store.get(event_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no event {event_id}")
@@ -44,8 +46,8 @@ def get_event(event_id: int, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/{event_id}/ack")
-def acknowledge(event_id: int, body: Acknowledgement,
-                service: ServiceDep) -> dict[str, Any]:
+def acknowledge(event_id: int, body: Acknowledgement, service: ServiceDep,
+                _: Viewer) -> dict[str, Any]:
     try:
         result = service.store.acknowledge(event_id, body.note.strip())
     except StoreError as exc:
@@ -66,10 +68,10 @@ def _image(event_id: int, name: str, service: Service) -> FileResponse:
 
 
 @router.get("/{event_id}/snapshot.jpg")
-def snapshot(event_id: int, service: ServiceDep) -> FileResponse:
+def snapshot(event_id: int, service: ServiceDep, _: Viewer) -> FileResponse:
     return _image(event_id, "snapshot", service)
 
 
 @router.get("/{event_id}/heatmap.jpg")
-def heatmap(event_id: int, service: ServiceDep) -> FileResponse:
+def heatmap(event_id: int, service: ServiceDep, _: Viewer) -> FileResponse:
     return _image(event_id, "heatmap", service)

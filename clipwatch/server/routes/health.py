@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clipwatch import __version__
+from clipwatch.server.auth import Viewer
 from clipwatch.server.deps import ServiceDep
 
 router = APIRouter(tags=["health"])
@@ -26,5 +27,5 @@ def ready(service: ServiceDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(service: ServiceDep) -> Response:
+def metrics(service: ServiceDep, _: Viewer) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

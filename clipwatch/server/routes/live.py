@@ -23,6 +23,7 @@ from clipwatch.server.service import Service
 
 router = APIRouter()
 MAX_MESSAGE_BYTES = 16_384
+UNAUTHORIZED = 4401  # application close code: the viewer shows its login form
 RESUME_LIMIT = 5000  # alert messages replayed at most; older ones are in /api/events
 
 
@@ -75,6 +76,10 @@ def _handle(text: str, client: Client, service: Service) -> None:
 async def live(websocket: WebSocket) -> None:
     service = connection_service(websocket)
     await websocket.accept()
+    if service.auth.identify(websocket) is None:
+        # Accepted first so the browser sees this code (a refused handshake is only "1006").
+        await websocket.close(code=UNAUTHORIZED, reason="sign in or send a valid API token")
+        return
     client = service.hub.connect(websocket)
     service.hub.enqueue(client, {"type": "hello", "server_time": time.time(),
                                  "last_seq": service.store.last_seq(),

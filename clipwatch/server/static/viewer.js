@@ -656,7 +656,7 @@ function connect() {
     if (typeof e.data === 'string') onText(e.data);
     else onBinary(e.data);
   };
-  sock.onclose = () => onClose(sock);
+  sock.onclose = (e) => onClose(sock, e.code);
   sock.onerror = () => { /* a close event always follows; handled there */ };
 }
 
@@ -675,14 +675,66 @@ function onOpen(sock) {
   if (isReconnect) loadHistory();  // the first load already ran in init()
 }
 
-function onClose(sock) {
+function onClose(sock, code) {
   if (sock !== ws) return;  // an old socket we already replaced
   ws = null;
   hook.connected = false;
   clearInterval(pingTimer);
   pingTimer = null;
+  if (code === UNAUTHORIZED_CLOSE) {  // not signed in (or the session expired)
+    setConn('signed out');
+    showLogin();
+    return;
+  }
   setConn('reconnecting');
   scheduleReconnect();
+}
+
+/* ---------- sign in (when the server has auth configured) ---------- */
+
+const UNAUTHORIZED_CLOSE = 4401;
+
+function showLogin(message) {
+  const form = $('login');
+  form.hidden = false;
+  $('login-error').textContent = message || '';
+  $('login-name').focus();
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const body = { name: $('login-name').value, password: $('login-password').value };
+  let res;
+  try {
+    res = await fetch('/api/login', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+  } catch (e) {
+    showLogin('the server did not answer');
+    return;
+  }
+  if (!res.ok) {
+    const detail = await res.json().then((d) => d.detail, () => res.statusText);
+    showLogin(typeof detail === 'string' ? detail : 'sign-in failed');
+    return;
+  }
+  $('login-password').value = '';
+  $('login').hidden = true;
+  startLive();
+}
+
+// Ask the server who we are before opening the live channel: 401 means sign in first.
+async function checkSession() {
+  try {
+    const res = await fetch('/api/me');
+    if (res.status === 401) { showLogin(); return; }
+  } catch (e) { /* the server is down: connect() retries with backoff */ }
+  startLive();
+}
+
+function startLive() {
+  loadHistory();
+  if (!ws && !reconnectTimer) connect();
 }
 
 function scheduleReconnect() {
@@ -930,9 +982,9 @@ function init() {
   // Timelines scroll with time even when no scores arrive (camera lost).
   setInterval(() => { for (const rec of cams.values()) markDirty(rec); }, 1000);
 
+  $('login').addEventListener('submit', submitLogin);
   updateAlertCounts();
-  loadHistory();
-  connect();
+  checkSession();
 }
 
 init();
