@@ -102,9 +102,16 @@ class StorageConfig(_Strict):
     jpeg_quality: int = Field(85, ge=30, le=100, description="snapshot and live JPEG quality")
 
 
+SourceKind = Literal["rtsp", "rtsps", "http", "https", "file", "webcam"]
+
+
 class ServerConfig(_Strict):
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    allowed_sources: list[SourceKind] = Field(
+        default_factory=lambda: ["rtsp", "rtsps", "http", "https", "file", "webcam"],
+        description="what cameras added through the API may read: URL schemes, 'file' "
+                    "(a local video or folder) and 'webcam'")
 
 
 class AlertConfig(_Strict):

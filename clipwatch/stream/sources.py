@@ -35,6 +35,9 @@ DEFAULT_FOLDER_FPS = 10.0  # the UCSD recording rate; folders carry no rate of t
 FALLBACK_VIDEO_FPS = 25.0
 _RTSP_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+# FFmpeg's own log lines go straight to stderr, unformatted, and some name the stream's URL
+# with its password; every failure is reported by our one-line SourceError instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class Frame(NamedTuple):
@@ -389,6 +392,13 @@ class WebcamSource(_CaptureSource):
 def _scheme(spec: str) -> str | None:
     match = _SCHEME_RE.match(spec)
     return match.group(1).lower() if match else None
+
+
+def source_kind(spec: str) -> str:
+    """What a camera source is, for allow-lists: its URL scheme, 'webcam' or 'file'."""
+    if re.fullmatch(r"\d+", spec, flags=re.ASCII):
+        return "webcam"
+    return _scheme(spec) or "file"
 
 
 def open_source(spec: str | os.PathLike[str], fps: float | None = None, *,

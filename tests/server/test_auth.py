@@ -119,6 +119,22 @@ def test_bad_bodies_paths_and_values_get_a_clear_4xx(secured):
         assert b"import" not in response.content and b"SQLite" not in response.content
 
 
+def test_camera_sources_are_limited_to_the_allowed_kinds(shared_data, tmp_path):
+    config = Config()
+    config.storage.dir = tmp_path / "store"
+    config.server.allowed_sources = ["rtsp", "rtsps"]
+    with TestClient(create_app(config)) as client:
+        for source in ("/etc/passwd", "file:///etc/passwd", "0", "http://10.0.0.1/mjpg"):
+            response = client.post("/api/cameras", json={"id": "x", "source": source})
+            assert response.status_code == 422, source
+            assert "not allowed here" in response.json()["detail"]
+        ok = client.post("/api/cameras", json={"id": "x", "source": "rtsp://10.0.0.1/s",
+                                                 "enabled": False})
+        assert ok.status_code == 201
+        assert client.patch("/api/cameras/x", json={"source": "/tmp/clip.mp4"}).status_code \
+            == 422
+
+
 def test_the_server_refuses_to_listen_beyond_loopback_without_auth(tmp_path):
     config = Config()
     config.server.host = "0.0.0.0"

@@ -89,7 +89,7 @@ def scored(client, camera_id) -> int:
     return camera(client, camera_id)["frames_scored"]
 
 
-def test_rtsp_camera_survives_a_killed_and_a_frozen_server(rtsp_setup):
+def test_rtsp_camera_survives_a_killed_and_a_frozen_server(rtsp_setup, capfd, caplog):
     client, server, url = rtsp_setup
     timings = {}
     started = time.monotonic()
@@ -142,6 +142,10 @@ def test_rtsp_camera_survives_a_killed_and_a_frozen_server(rtsp_setup):
              what="scoring to resume after the server thaws")
     timings["thaw_to_scoring_s"] = round(time.monotonic() - resumed, 2)
     assert client.get("/readyz").json()["inference_error"] is None
+
+    # nothing printed or logged on the way (FFmpeg, OpenCV, our logs) shows the password
+    out, err = capfd.readouterr()
+    assert "s3cret-pw" not in out + err + caplog.text
 
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "rtsp-timings.json").write_text(json.dumps(timings, indent=2))

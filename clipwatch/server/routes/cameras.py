@@ -18,6 +18,7 @@ from clipwatch.errors import ClipwatchError
 from clipwatch.server.auth import Admin, Viewer
 from clipwatch.server.deps import ServiceDep
 from clipwatch.server.service import CameraConflict, UnknownCamera
+from clipwatch.stream.sources import source_kind
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN, description="the camera's id")]
@@ -38,6 +39,14 @@ class CameraPatch(BaseModel):
     calibration: CameraCalibration | None = None
 
 
+def _check_source(camera: CameraConfig, service) -> None:
+    kind = source_kind(camera.source)
+    allowed = service.config.server.allowed_sources
+    if kind not in allowed:
+        raise HTTPException(status_code=422, detail=f"source: {kind!r} sources are not "
+                            f"allowed here (allowed: {', '.join(allowed)})")
+
+
 def _not_found(exc: UnknownCamera) -> HTTPException:
     return HTTPException(status_code=404, detail=str(exc))
 
@@ -49,6 +58,7 @@ def list_cameras(service: ServiceDep, _: Viewer) -> list[dict[str, Any]]:
 
 @router.post("", status_code=201)
 def add_camera(camera: CameraConfig, service: ServiceDep, _: Admin) -> dict[str, Any]:
+    _check_source(camera, service)
     try:
         return service.add_camera(camera)
     except CameraConflict as exc:
@@ -76,6 +86,7 @@ def change_camera(patch: CameraPatch, camera_id: CameraId, service: ServiceDep,
             camera = CameraConfig.model_validate(merged)
         except ValidationError as exc:
             raise HTTPException(status_code=422, detail=one_line(exc)) from None
+        _check_source(camera, service)
         return service.replace_camera(camera)
     except UnknownCamera as exc:
         raise _not_found(exc) from None

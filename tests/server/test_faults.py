@@ -1,0 +1,114 @@
+"""Faulty cameras beside a good one, in one running service: a camera that never answers, a
+URL that is not a stream, a recording with a corrupt frame, frames that change size. Each
+gets a clear status; the good camera keeps scoring and the inference loop meets no error."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import pytest
+from fastapi.testclient import TestClient
+from server_helpers import ped2_clip01, replay_camera, wait_for
+
+from clipwatch.config import CameraConfig, Config
+from clipwatch.server.app import create_app
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word (a camera that hangs at connect)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class HtmlPage(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = b"<html><body>not a video</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def faulty(shared_data, tmp_path):
+    clip = ped2_clip01(shared_data)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for i in range(40):
+        shutil.copy(clip / f"{i:03d}.jpg", corrupt / f"{i:03d}.jpg")
+    (corrupt / "020.jpg").write_bytes(b"\xff\xd8 this is not a JPEG after all")
+    sizes = tmp_path / "sizes"
+    sizes.mkdir()
+    for i in range(60):  # every third frame another size, as when a camera changes mode
+        image = cv2.imread(str(clip / f"{i:03d}.jpg"))
+        scale = (1.0, 2.0, 0.5)[i % 3]
+        cv2.imwrite(str(sizes / f"{i:03d}.jpg"), cv2.resize(image, None, fx=scale, fy=scale))
+    silent = SilentServer()
+    web = ThreadingHTTPServer(("127.0.0.1", 0), HtmlPage)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    config = Config(cameras=[
+        replay_camera(clip.parent / "02", camera_id="good", loop=True),
+        CameraConfig(id="silent", source=f"rtsp://127.0.0.1:{silent.port}/stream",
+                     open_timeout_s=2.0, read_timeout_s=2.0),
+        CameraConfig(id="html", source=f"http://127.0.0.1:{web.server_address[1]}/video",
+                     open_timeout_s=2.0),
+        replay_camera(corrupt, camera_id="corrupt"),
+        replay_camera(sizes, camera_id="sizes", stride=1, fps=20.0),
+    ])
+    config.storage.dir = tmp_path / "store"
+    with TestClient(create_app(config)) as client:
+        yield client
+    silent.close()
+    web.shutdown()
+
+
+def status(client, camera_id):
+    return client.get(f"/api/cameras/{camera_id}").json()["status"]
+
+
+def test_faulty_cameras_get_a_clear_status_and_the_good_one_carries_on(faulty):
+    client = faulty
+    good_before = client.get("/api/cameras/good").json()["frames_scored"]
+    silent = wait_for(lambda: (s := status(client, "silent"))["state"] == "lost" and s, 20,
+                      what="the silent camera to show as lost")
+    assert "cannot open stream" in silent["reason"] and "within 2 s" in silent["reason"]
+    html = wait_for(lambda: (s := status(client, "html"))["state"] == "lost" and s, 20,
+                    what="the non-stream URL to show as lost")
+    assert "cannot open stream" in html["reason"]
+    corrupt = wait_for(lambda: (s := status(client, "corrupt"))["reason"] and
+                       "020.jpg" in s["reason"] and s, 30, what="the corrupt frame's status")
+    assert "cannot decode frame" in corrupt["reason"] and corrupt["state"] == "lost"
+    # frames of three sizes are all scored (each prepared the one way, heatmaps at each size)
+    wait_for(lambda: client.get("/api/cameras/sizes").json()["frames_scored"] >= 55, 30,
+             what="the changing-size frames to be scored")
+    assert client.get("/api/cameras/good").json()["frames_scored"] > good_before + 30
+    ready = client.get("/readyz").json()
+    assert ready["ready"] and ready["inference_error"] is None
+    assert ready["cameras"]["good"] in ("live", "learning")
