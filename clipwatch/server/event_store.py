@@ -94,6 +94,17 @@ class EventStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event store in {self.folder}: {exc}") from None
         self._lock = threading.Lock()
+        self.failing_since: float | None = None  # set while writes fail (disk full, ...)
+        self.last_error: str | None = None
+
+    def _failed(self, message: str) -> StoreError:
+        if self.failing_since is None:
+            self.failing_since = time.time()
+        self.last_error = message
+        return StoreError(message)
+
+    def _succeeded(self) -> None:
+        self.failing_since, self.last_error = None, None
 
     def close(self) -> None:
         with self._lock:
@@ -121,10 +132,11 @@ class EventStore:
                                          (file, event_id))
                 seq, event = self._log(event_id, kind, alert.updated_at)
                 self._db.execute("COMMIT")
+                self._succeeded()
                 return seq, event
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot store alert on {alert.camera}: {exc}") from None
+                raise self._failed(f"cannot store alert on {alert.camera}: {exc}") from None
 
     def _insert(self, alert: Alert) -> int:
         cursor = self._db.execute(
@@ -191,7 +203,7 @@ class EventStore:
                 return result
             except sqlite3.Error as exc:
                 self._rollback()
-                raise StoreError(f"cannot acknowledge event {event_id}: {exc}") from None
+                raise self._failed(f"cannot acknowledge event {event_id}: {exc}") from None
 
     def close_interrupted(self) -> list[tuple[int, dict[str, Any]]]:
         """At start: close the alerts a previous run left open (it stopped without ending

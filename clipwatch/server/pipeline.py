@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -33,6 +33,8 @@ from clipwatch.stream.clip_buffer import Clip
 from clipwatch.stream.sources import mask_url
 
 log = logging.getLogger(__name__)
+
+MAX_UNSTORED = 10_000  # alert messages a camera holds while the store refuses them
 
 
 @dataclass
@@ -77,6 +79,11 @@ class CameraPipeline:
                                calibration.false_alarm_rate if calibration else 0.01,
                                warmup_frames=detector.input_spec.clip_length - 1)
         self.tracker = AlertTracker(camera.id, services.alerts)
+        # Transitions the store refused, oldest first, with their images; event ids of
+        # alerts by start time, for updates queued before their start was stored.
+        self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
+        self._event_ids: dict[float, int] = {}
+        self._unstored_logged = False
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
         self._last: tuple[int, int] | None = None  # (segment, index) of the last frame buffered
@@ -127,6 +134,8 @@ class CameraPipeline:
     # -- frames in, clips out (inference thread) ----------------------------------------
 
     def take_clips(self) -> list[Clip]:
+        if self._unstored:
+            self.retry_unstored()
         clips = []
         grabbed = self.grabber.queue.drain()
         if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
@@ -206,6 +215,9 @@ class CameraPipeline:
                                            over))
 
     def _store_and_broadcast(self, transitions: list[Transition]) -> None:
+        """Store each transition, then broadcast it. One the store refuses (disk full, folder
+        gone) waits, in order, and is retried on every later call: alerts are never dropped
+        and never broadcast before they are stored."""
         for transition in transitions:
             images = None
             if transition.worst is not None:
@@ -214,13 +226,38 @@ class CameraPipeline:
                 if error_map is not None:
                     images["heatmap"] = encode_jpeg(overlay(image, error_map),
                                                     self.s.jpeg_quality)
+            if len(self._unstored) >= MAX_UNSTORED:
+                log.error("camera %s: %d alert messages wait for the store; dropping the "
+                          "oldest", self.camera.id, len(self._unstored))
+                self._unstored.pop(0)
+            self._unstored.append((transition, images))
+        self.retry_unstored()
+
+    @property
+    def unstored(self) -> int:
+        return len(self._unstored)
+
+    def retry_unstored(self) -> None:
+        while self._unstored:
+            transition, images = self._unstored[0]
+            alert = transition.alert
+            if alert.id is None and transition.kind != "start":
+                # Its start was stored late (it waited too): the event id is known by now.
+                alert = replace(alert, id=self._event_ids.get(alert.started_at))
             try:
-                seq, event = self.s.store.record(transition.kind, transition.alert, images)
+                seq, event = self.s.store.record(transition.kind, alert, images)
             except StoreError as exc:
-                log.error("%s", exc)  # not broadcast: viewers only see what is stored
-                continue
+                if not self._unstored_logged:  # once per failing streak, not every retry
+                    log.error("%s (kept; retried until the store takes it)", exc)
+                    self._unstored_logged = True
+                return
+            self._unstored.pop(0)
+            self._unstored_logged = False
             if transition.kind == "start":
-                self.tracker.set_id(event["id"])
+                self._event_ids[alert.started_at] = event["id"]
+                if self.tracker.alert is not None and \
+                        self.tracker.alert.started_at == alert.started_at:
+                    self.tracker.set_id(event["id"])
                 self.s.metrics.alerts.labels(self.camera.id).inc()
             self.s.hub.publish(alert_message(seq, transition.kind, event))
 

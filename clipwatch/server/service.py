@@ -156,7 +156,10 @@ class Service:
             "variant": self.config.model.variant,
             "inference_running": self.inference.alive,
             "inference_error": self.inference.error,
-            "store_writable": os.access(self.store.folder, os.W_OK),
+            "store_writable": os.access(self.store.folder, os.W_OK)
+            and self.store.failing_since is None,
+            "store_error": self.store.last_error,
+            "alerts_waiting_for_store": sum(p.unstored for p in self.pipelines.values()),
             "cameras": {cid: p.status.state for cid, p in self.pipelines.items()},
         }
         checks["ready"] = bool(self.started and checks["inference_running"]
