@@ -100,6 +100,10 @@ class StorageConfig(_Strict):
     dir: Path = Field(Path("clipwatch-data"),
                       description="event database (events.db) and snapshot JPEGs")
     jpeg_quality: int = Field(85, ge=30, le=100, description="snapshot and live JPEG quality")
+    retention_days: float | None = Field(30.0, gt=0, description="delete snapshot files of "
+                                         "events older than this (the events stay)")
+    max_snapshot_mb: float | None = Field(2048.0, gt=0, description="delete the oldest "
+                                          "snapshot files beyond this total size")
 
 
 SourceKind = Literal["rtsp", "rtsps", "http", "https", "file", "webcam"]

@@ -219,6 +219,51 @@ class EventStore:
                 self._db.execute("COMMIT")
             return results
 
+    # -- retention -----------------------------------------------------------------------
+
+    def prune(self, max_age_days: float | None, max_bytes: int | None,
+              now: float | None = None) -> int:
+        """Delete snapshot and heatmap files of events older than `max_age_days`, then of the
+        oldest events until all files fit in `max_bytes`. The events stay in the history
+        (without images). Returns how many files were deleted."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, snapshot, heatmap, started_at FROM events WHERE snapshot IS NOT NULL "
+                "OR heatmap IS NOT NULL ORDER BY started_at, id").fetchall()
+        sizes = {}
+        for row in rows:
+            sizes[row["id"]] = sum(self._file_size(row[n]) for n in ("snapshot", "heatmap"))
+        total, cutoff = sum(sizes.values()), None
+        if max_age_days is not None:
+            cutoff = now - max_age_days * 86400
+        doomed = []
+        for row in rows:  # oldest first
+            too_old = cutoff is not None and row["started_at"] < cutoff
+            too_big = max_bytes is not None and total > max_bytes
+            if not (too_old or too_big):
+                continue
+            doomed.append(row)
+            total -= sizes[row["id"]]
+        deleted = 0
+        for row in doomed:
+            for name in ("snapshot", "heatmap"):
+                if row[name]:
+                    (self.snapshots / row[name]).unlink(missing_ok=True)
+                    deleted += 1
+            with self._lock:
+                self._db.execute("UPDATE events SET snapshot = NULL, heatmap = NULL WHERE id = ?",
+                                 (row["id"],))
+        return deleted
+
+    def _file_size(self, name: str | None) -> int:
+        if not name:
+            return 0
+        try:
+            return (self.snapshots / name).stat().st_size
+        except OSError:
+            return 0
+
     # -- reading -------------------------------------------------------------------------
 
     def _row(self, event_id: int) -> dict[str, Any]:

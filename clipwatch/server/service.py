@@ -26,6 +26,8 @@ from clipwatch.server.pipeline import CameraPipeline, InferenceLoop, Services, c
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_S = 600.0  # how often retention runs
+
 
 class CameraConflict(ClipwatchError):
     """A camera with that id already exists."""
@@ -55,6 +57,9 @@ class Service:
         self._lock = threading.RLock()  # camera changes come from several API threads
         self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
         self.started = False
+        self._stopping = threading.Event()
+        self._housekeeping = threading.Thread(target=self._keep_house, name="housekeeping",
+                                              daemon=True)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -70,9 +75,11 @@ class Service:
                 if camera.enabled:
                     self._start_camera(camera)
         self.inference.start()
+        self._housekeeping.start()
         self.started = True
 
     def stop(self) -> None:
+        self._stopping.set()
         with self._lock:
             for pipeline in list(self.pipelines.values()):
                 pipeline.grabber.stop(timeout=2.0)
@@ -80,8 +87,25 @@ class Service:
             for pipeline in self.pipelines.values():
                 pipeline.stop()  # closes open alerts, stored
             self.pipelines.clear()
+        if self._housekeeping.is_alive():
+            self._housekeeping.join(10)  # a pass in progress finishes before the store closes
         self.store.close()
         self.started = False
+
+    def _keep_house(self) -> None:
+        """Retention, at start and then every `HOUSEKEEPING_S`."""
+        storage = self.config.storage
+        max_bytes = None if storage.max_snapshot_mb is None else \
+            int(storage.max_snapshot_mb * 1024 * 1024)
+        while True:
+            try:
+                deleted = self.store.prune(storage.retention_days, max_bytes)
+                if deleted:
+                    log.info("retention: deleted %d snapshot files", deleted)
+            except Exception as exc:  # a failed pass is retried next time, never fatal
+                log.error("retention pass failed: %s", exc)
+            if self._stopping.wait(HOUSEKEEPING_S):
+                return
 
     def _start_camera(self, camera: CameraConfig) -> None:
         pipeline = CameraPipeline(camera, self.services)

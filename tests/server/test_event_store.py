@@ -81,3 +81,25 @@ def test_image_paths_never_leave_the_snapshot_folder(tmp_path):
                                                                        event["id"]))
     assert store.image_path(event["id"], "snapshot") is None
     assert store.image_path(event["id"], "heatmap") is None  # never written
+
+
+def test_retention_deletes_old_snapshots_then_the_oldest_beyond_the_size_cap(tmp_path):
+    store = EventStore(tmp_path)
+    day = 86400.0
+    now = 100 * day
+    ids = []
+    for age_days in (40, 31, 10, 5, 1):  # oldest first; each event has 2 files of 1000 bytes
+        _, event = store.record("start", alert(started=now - age_days * day),
+                                {"snapshot": b"s" * 1000, "heatmap": b"h" * 1000})
+        ids.append(event["id"])
+    assert store.prune(max_age_days=30, max_bytes=None, now=now) == 4  # the 40- and 31-day
+    assert [store.image_path(i, "snapshot") is None for i in ids] == \
+        [True, True, False, False, False]
+    # 3 events, 6000 bytes left; a 4500-byte cap deletes the oldest of them, not the newest
+    assert store.prune(max_age_days=30, max_bytes=4500, now=now) == 2
+    assert [store.image_path(i, "snapshot") is None for i in ids] == \
+        [True, True, True, False, False]
+    events, total = store.list()
+    assert total == 5  # the history stays; only the images go
+    assert {e["id"]: e["snapshot_url"] for e in events}[ids[0]] is None
+    assert store.prune(max_age_days=30, max_bytes=4500, now=now) == 0  # nothing more to do
