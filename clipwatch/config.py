@@ -55,6 +55,9 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="replay a file or folder forever (demos, soak tests)")
     fps: float | None = Field(None, gt=0, le=240,
                               description="frame rate override; files and folders are paced to it")
+    max_fps: float | None = Field(None, gt=0, le=240,
+                                  description="score at most this many frames a second (sampled "
+                                              "evenly); scoring capacity may lower it further")
     open_timeout_s: float = Field(10.0, gt=0, le=120,
                                   description="streams: give up opening after this long")
     read_timeout_s: float = Field(5.0, gt=0, le=120,

@@ -44,6 +44,34 @@ class GrabbedFrame:
     frame: Frame
     segment: int  # which opening of the source it came from
     captured_at: float  # wall clock, seconds since the epoch (sent to viewers)
+    seq: int  # the grabber's count of frames queued: a jump means the queue dropped some
+
+
+class FrameSampler:
+    """Keeps frames evenly at no more than `max_fps` (None: all), and measures the rate
+    frames arrive at. Used when a camera is faster than scoring can follow: dropping every
+    k-th frame evenly keeps clips' frames evenly spaced, where a full queue would drop
+    bursts and leave a backlog."""
+
+    def __init__(self, max_fps: float | None = None) -> None:
+        self.max_fps = max_fps
+        self.fps_in: float | None = None
+        self._last: float | None = None
+        self._next_due = 0.0
+
+    def take(self, now: float) -> bool:
+        if self._last is not None and now > self._last:
+            rate = 1.0 / (now - self._last)
+            self.fps_in = rate if self.fps_in is None else 0.9 * self.fps_in + 0.1 * rate
+        self._last = now
+        if not self.max_fps:
+            return True
+        if now + 1e-4 < self._next_due:
+            return False
+        period = 1.0 / self.max_fps
+        # The schedule advances by whole periods; one that fell behind restarts at now.
+        self._next_due = max(self._next_due + period, now + period * 0.5)
+        return True
 
 
 class FrameQueue:
@@ -84,6 +112,9 @@ class Grabber:
         self.status = CameraStatus("connecting", None, time.time())
         self.frames_in = 0
         self.last_frame_at: float | None = None  # monotonic time of the newest frame
+        self.frames_sampled_out = 0  # skipped evenly to keep within the scoring capacity
+        self._sampler = FrameSampler(camera.max_fps)
+        self._seq = 0
         self._on_frame = on_frame  # wakes the scorer
         self._on_status = on_status
         self._on_drop = on_drop
@@ -105,6 +136,19 @@ class Grabber:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def fps_in(self) -> float | None:
+        return self._sampler.fps_in
+
+    @property
+    def sample_fps(self) -> float | None:
+        return self._sampler.max_fps
+
+    def limit_rate(self, max_fps: float | None) -> None:
+        """Keep at most `max_fps` frames a second (None: the camera's own cap, if any)."""
+        caps = [c for c in (max_fps, self.camera.max_fps) if c]
+        self._sampler.max_fps = min(caps) if caps else None
 
     def check_stall(self, now: float | None = None) -> bool:
         """The watchdog, called from outside the grabber's thread: a live camera with no new
@@ -174,7 +218,12 @@ class Grabber:
                     if self.status.state != "live":  # first frame, or frames after a stall
                         self._set_status("live", None)
                     self.frames_in += 1
-                    if not self.queue.put(GrabbedFrame(frame, segment, time.time())):
+                    if not self._sampler.take(self.last_frame_at):
+                        self.frames_sampled_out += 1
+                        continue
+                    self._seq += 1
+                    if not self.queue.put(GrabbedFrame(frame, segment, time.time(),
+                                                       self._seq)):
                         self._on_drop()
                     self._on_frame()
         except ClipwatchError as exc:

@@ -27,6 +27,9 @@ class Metrics:
         self.frames_dropped = Counter("clipwatch_frames_dropped",
                                       "Frames dropped because scoring fell behind", ["camera"],
                                       registry=r)
+        self.frames_sampled_out = Counter(
+            "clipwatch_frames_sampled_out", "Frames skipped evenly because the camera is "
+            "faster than scoring can follow", ["camera"], registry=r)
         self.alerts = Counter("clipwatch_alerts", "Alerts opened", ["camera"], registry=r)
         self.camera_up = Gauge("clipwatch_camera_live", "1 while the camera delivers frames",
                                ["camera"], registry=r)
@@ -46,7 +49,8 @@ class Metrics:
 
     def forget_camera(self, camera: str) -> None:
         """Drop a removed camera's series, so /metrics does not list it forever."""
-        for metric in (self.frames_in, self.frames_scored, self.frames_dropped, self.alerts,
+        for metric in (self.frames_in, self.frames_scored, self.frames_dropped,
+                       self.frames_sampled_out, self.alerts,
                        self.camera_up, self.frame_to_viewer_seconds):
             with contextlib.suppress(KeyError):  # the camera never produced that series
                 metric.remove(camera)

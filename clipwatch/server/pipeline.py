@@ -84,6 +84,7 @@ class CameraPipeline:
         self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
         self._event_ids: dict[float, int] = {}
         self._unstored_logged = False
+        self._sampled_out_counted = 0
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
         self._last: tuple[int, int] | None = None  # (segment, index) of the last frame buffered
@@ -109,7 +110,19 @@ class CameraPipeline:
             done, total = self.live.baseline_progress
             return CameraStatus("learning", f"learning this camera's baseline: {done}/{total} "
                                 "frames", status.since)
+        sampled, fps_in = self.grabber.sample_fps, self.grabber.fps_in
+        if status.state == "live" and sampled and fps_in and fps_in > sampled * 1.05:
+            return CameraStatus("live", f"scoring {sampled:.1f} of {fps_in:.1f} frames/s "
+                                "(sampled evenly to keep up)", status.since)
         return status
+
+    def limit_rate(self, max_fps: float | None) -> None:
+        before = self.grabber.sample_fps
+        self.grabber.limit_rate(max_fps)
+        after = self.grabber.sample_fps
+        if (before is None) != (after is None) or (before and after and
+                                                   abs(after - before) > 0.1 * before):
+            self._on_status(self.grabber.status)  # viewers see the sampling start or stop
 
     @property
     def threshold(self) -> float | None:
@@ -138,12 +151,17 @@ class CameraPipeline:
             self.retry_unstored()
         clips = []
         grabbed = self.grabber.queue.drain()
+        sampled_out = self.grabber.frames_sampled_out
+        if sampled_out > self._sampled_out_counted:
+            self.s.metrics.frames_sampled_out.labels(self.camera.id).inc(
+                sampled_out - self._sampled_out_counted)
+            self._sampled_out_counted = sampled_out
         if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
             # A recording that ended will not calm down by itself: its alert ends with it.
             self._store_and_broadcast(self.tracker.close(time.time()))
         self.s.metrics.frames_in.labels(self.camera.id).inc(len(grabbed))
         for item in grabbed:
-            key = (item.segment, item.frame.index)
+            key = (item.segment, item.seq)  # sampled-out frames are no gap; queue drops are
             if self._last is not None and (key[0] != self._last[0] or key[1] != self._last[1] + 1):
                 # A gap (dropped frames, a reconnect, a loop): no clip may span it.
                 self._reset()
@@ -273,6 +291,8 @@ class InferenceLoop:
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self.last_beat = time.monotonic()
         self.error: str | None = None
+        self.seconds_per_clip: float | None = None  # measured, smoothed
+        self._balanced_at = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -300,9 +320,22 @@ class InferenceLoop:
     def run_once(self) -> int:
         """Score every clip that is due now; returns how many."""
         work: list[tuple[CameraPipeline, Clip]] = []
-        for pipeline in self._pipelines():
+        pipelines = self._pipelines()
+        for pipeline in pipelines:
             pipeline.grabber.check_stall()
             work.extend((pipeline, clip) for clip in pipeline.take_clips())
+        started_all = time.perf_counter()
+        self._score(work)
+        if work:
+            spc = (time.perf_counter() - started_all) / len(work)
+            self.seconds_per_clip = spc if self.seconds_per_clip is None else \
+                0.8 * self.seconds_per_clip + 0.2 * spc
+        if time.monotonic() - self._balanced_at >= 1.0:
+            self._balanced_at = time.monotonic()
+            balance_cameras(pipelines, self.seconds_per_clip)
+        return len(work)
+
+    def _score(self, work: list[tuple[CameraPipeline, Clip]]) -> None:
         size = self.s.detector.options.max_batch
         for start in range(0, len(work), size):
             chunk = work[start:start + size]
@@ -312,7 +345,38 @@ class InferenceLoop:
             self.s.metrics.batch_clips.observe(len(chunk))
             for (pipeline, clip), recon in zip(chunk, recons, strict=True):
                 pipeline.handle(clip, recon)
-        return len(work)
+
+
+HEADROOM = 0.85  # plan for this share of the measured scoring capacity
+
+
+def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:
+    """Share the scoring capacity among cameras (water-filling: a camera that needs less than
+    an equal share keeps all its frames, the rest split what is left), and have the faster
+    ones sample their frames down evenly, so no backlog builds and latency stays bounded.
+    Lifted once demand falls well below capacity."""
+    if not seconds_per_clip:
+        return
+    capacity = HEADROOM / seconds_per_clip  # clips/s
+    demands = []
+    for p in pipelines:
+        fps = p.grabber.fps_in
+        if fps and p.grabber.status.state == "live":
+            demands.append((fps / p.scorer.buffer.stride, p))
+    total = sum(d for d, _ in demands)
+    if total <= capacity * 0.7 or not demands:
+        for _, p in demands:
+            p.limit_rate(None)
+        return
+    if total <= capacity and all(p.grabber.sample_fps is None for _, p in demands):
+        return  # fits, and nothing is being sampled: leave it
+    remaining, left = capacity, len(demands)
+    for demand, p in sorted(demands, key=lambda d: d[0]):
+        share = remaining / left
+        clips = min(demand, share)
+        p.limit_rate(None if clips >= demand else clips * p.scorer.buffer.stride)
+        remaining -= clips
+        left -= 1
 
 
 def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[str, Any]:
@@ -327,6 +391,8 @@ def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[s
         return view
     cal = pipeline.live.calibration
     view.update(
+        fps_in=pipeline.grabber.fps_in, sampled_fps=pipeline.grabber.sample_fps,
+        frames_sampled_out=pipeline.grabber.frames_sampled_out,
         status=pipeline.status.to_dict(), effective_threshold=pipeline.threshold,
         frames_in=pipeline.grabber.frames_in, frames_scored=pipeline.frames_scored,
         frames_dropped=pipeline.grabber.queue.dropped, regularity=pipeline.last_regularity,
