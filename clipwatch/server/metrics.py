@@ -12,6 +12,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+CAMERA_STATES = ("connecting", "learning", "live", "lost", "ended", "stopped")
 # Seconds; live scoring of a 10 fps camera should stay well inside a second.
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 
@@ -33,6 +34,9 @@ class Metrics:
         self.alerts = Counter("clipwatch_alerts", "Alerts opened", ["camera"], registry=r)
         self.camera_up = Gauge("clipwatch_camera_live", "1 while the camera delivers frames",
                                ["camera"], registry=r)
+        self.camera_state = Gauge("clipwatch_camera_state", "1 for the camera's current state "
+                                  "(connecting, learning, live, lost, ended, stopped)",
+                                  ["camera", "state"], registry=r)
         self.inference_seconds = Histogram("clipwatch_inference_seconds",
                                            "One batched inference call", buckets=_LATENCY_BUCKETS,
                                            registry=r)
@@ -47,6 +51,10 @@ class Metrics:
         self.ws_frames_dropped = Counter("clipwatch_websocket_frames_dropped",
                                          "Live frames a slow client skipped", registry=r)
 
+    def set_camera_state(self, camera: str, state: str) -> None:
+        for name in CAMERA_STATES:
+            self.camera_state.labels(camera, name).set(1 if name == state else 0)
+
     def forget_camera(self, camera: str) -> None:
         """Drop a removed camera's series, so /metrics does not list it forever."""
         for metric in (self.frames_in, self.frames_scored, self.frames_dropped,
@@ -54,3 +62,6 @@ class Metrics:
                        self.camera_up, self.frame_to_viewer_seconds):
             with contextlib.suppress(KeyError):  # the camera never produced that series
                 metric.remove(camera)
+        for name in CAMERA_STATES:
+            with contextlib.suppress(KeyError):
+                self.camera_state.remove(camera, name)

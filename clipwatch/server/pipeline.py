@@ -131,8 +131,10 @@ class CameraPipeline:
         return self.live.calibration.threshold if self.live.calibration else None
 
     def _on_status(self, status: CameraStatus) -> None:
+        shown = self.status  # 'learning' where the baseline is not learned yet
         self.s.metrics.camera_up.labels(self.camera.id).set(1 if status.state == "live" else 0)
-        self.s.hub.publish({"type": "status", "camera": self.camera.id, **self.status.to_dict()})
+        self.s.metrics.set_camera_state(self.camera.id, shown.state)
+        self.s.hub.publish({"type": "status", "camera": self.camera.id, **shown.to_dict()})
 
     # -- life cycle ----------------------------------------------------------------------
 

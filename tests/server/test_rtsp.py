@@ -109,6 +109,9 @@ def test_rtsp_camera_survives_a_killed_and_a_frozen_server(rtsp_setup, capfd, ca
     wait_for(lambda: camera(client, "gate")["status"]["state"] in ("lost", "connecting"),
              LOST_WITHIN_S, what="the killed camera to show as lost")
     timings["kill_to_lost_s"] = round(time.monotonic() - killed, 2)
+    metrics = client.get("/metrics").text  # the metrics say so too
+    assert 'clipwatch_camera_state{camera="gate",state="live"} 0.0' in metrics
+    assert 'clipwatch_camera_live{camera="gate"} 0.0' in metrics
     reason = camera(client, "gate")["status"]["reason"] or ""
     assert "s3cret-pw" not in reason
     wait_for(lambda: scored(client, "other") > other_before + 20, 20,
