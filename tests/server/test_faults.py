@@ -80,7 +80,7 @@ def faulty(shared_data, tmp_path):
         CameraConfig(id="html", source=f"http://127.0.0.1:{web.server_address[1]}/video",
                      open_timeout_s=2.0),
         replay_camera(corrupt, camera_id="corrupt"),
-        replay_camera(sizes, camera_id="sizes", stride=1, fps=20.0),
+        replay_camera(sizes, camera_id="sizes", stride=1, fps=10.0),
     ])
     config.storage.dir = tmp_path / "store"
     with TestClient(create_app(config)) as client:
@@ -105,9 +105,15 @@ def test_faulty_cameras_get_a_clear_status_and_the_good_one_carries_on(faulty):
     corrupt = wait_for(lambda: (s := status(client, "corrupt"))["reason"] and
                        "020.jpg" in s["reason"] and s, 30, what="the corrupt frame's status")
     assert "cannot decode frame" in corrupt["reason"] and corrupt["state"] == "lost"
-    # frames of three sizes are all scored (each prepared the one way, heatmaps at each size)
-    wait_for(lambda: client.get("/api/cameras/sizes").json()["frames_scored"] >= 55, 30,
-             what="the changing-size frames to be scored")
+    # frames of three sizes are all scored (each prepared the one way, heatmaps at each
+    # size), unless a busy machine had the camera sampled down (then they are counted so)
+    def sizes_done():
+        view = client.get("/api/cameras/sizes").json()
+        return view["status"]["state"] == "ended" and view
+    sizes = wait_for(sizes_done, 40, what="the changing-size recording to be scored")
+    assert sizes["frames_in"] == 60
+    assert sizes["frames_scored"] + sizes["frames_sampled_out"] >= 55
+    assert sizes["frames_scored"] >= 20
     assert client.get("/api/cameras/good").json()["frames_scored"] > good_before + 30
     ready = client.get("/readyz").json()
     assert ready["ready"] and ready["inference_error"] is None
