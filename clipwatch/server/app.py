@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from clipwatch import __version__
 from clipwatch.config import Config
-from clipwatch.server.routes import cameras, events, health, live, session
+from clipwatch.server.routes import admin, cameras, events, health, live, session
 from clipwatch.server.service import Service
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -42,7 +42,7 @@ def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
     app = FastAPI(title="clipwatch", version=__version__, lifespan=lifespan,
                   max_body_size=MAX_BODY_BYTES)
     app.state.service = service
-    for module in (cameras, events, health, live, session):
+    for module in (admin, cameras, events, health, live, session):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -102,6 +102,12 @@ class Authenticator:
             self._sessions.pop(session, None)
         return None
 
+    def revoke(self, name: str) -> None:
+        """End every session of this user (removed, demoted or given a new password)."""
+        with self._lock:
+            for session in [s for s, (p, _) in self._sessions.items() if p.name == name]:
+                del self._sessions[session]
+
     def logout(self, session: str) -> None:
         with self._lock:
             self._sessions.pop(session, None)

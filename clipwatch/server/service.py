@@ -54,7 +54,7 @@ class Service:
                                  self.metrics, config.alerts, config.live,
                                  config.storage.jpeg_quality, threading.Event())
         self.pipelines: dict[str, CameraPipeline] = {}
-        self._lock = threading.RLock()  # camera changes come from several API threads
+        self.lock = threading.RLock()  # changes (cameras, users, settings) come from API threads
         self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
         self.started = False
         self._stopping = threading.Event()
@@ -70,7 +70,7 @@ class Service:
             log.warning("alert %d on %s was left open by an earlier run; closed it",
                         event["id"], event["camera"])
             self.hub.publish(alert_message(seq, "end", event))
-        with self._lock:
+        with self.lock:
             for camera in self.config.cameras:
                 if camera.enabled:
                     self._start_camera(camera)
@@ -80,7 +80,7 @@ class Service:
 
     def stop(self) -> None:
         self._stopping.set()
-        with self._lock:
+        with self.lock:
             for pipeline in list(self.pipelines.values()):
                 pipeline.grabber.stop(timeout=2.0)
             self.inference.stop()
@@ -133,11 +133,11 @@ class Service:
         return camera_view(self.pipelines.get(camera_id), self.camera(camera_id))
 
     def add_camera(self, camera: CameraConfig) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             if any(c.id == camera.id for c in self.config.cameras):
                 raise CameraConflict(f"camera {camera.id!r} already exists")
             self.config.cameras.append(camera)
-            self._persist()
+            self.persist()
             if camera.enabled and self.started:
                 self._start_camera(camera)
             self._announce()
@@ -145,10 +145,10 @@ class Service:
 
     def replace_camera(self, camera: CameraConfig) -> dict[str, Any]:
         """Apply a changed camera: its pipeline restarts with the new settings."""
-        with self._lock:
+        with self.lock:
             old = self.camera(camera.id)
             self.config.cameras[self.config.cameras.index(old)] = camera
-            self._persist()
+            self.persist()
             self._stop_camera(camera.id)
             if camera.enabled and self.started:
                 self._start_camera(camera)
@@ -156,14 +156,14 @@ class Service:
             return self.camera_view(camera.id)
 
     def remove_camera(self, camera_id: str) -> None:
-        with self._lock:
+        with self.lock:
             camera = self.camera(camera_id)
             self.config.cameras.remove(camera)
-            self._persist()
+            self.persist()
             self._stop_camera(camera_id)
             self._announce()
 
-    def _persist(self) -> None:
+    def persist(self) -> None:
         if self.config_path is not None:
             save_config(self.config, self.config_path)
 

@@ -157,3 +157,57 @@ def test_auth_cli_prints_hashes_never_the_password(tmp_path):
     short = subprocess.run([sys.executable, "-m", "clipwatch", "auth", "password", "--name",
                             "bob"], input="short\n", capture_output=True, text=True, timeout=60)
     assert short.returncode == 1 and "at least 8 characters" in short.stderr
+
+
+def test_admins_manage_users_and_alert_rules_viewers_cannot(secured):
+    client = secured
+    client.cookies.clear()
+    admin, viewer = bearer(ADMIN_TOKEN), bearer(VIEWER_TOKEN)
+    assert client.get("/api/users", headers=viewer).status_code == 403
+    assert client.post("/api/users", json={"name": "bob", "password": "long enough"},
+                       headers=viewer).status_code == 403
+    assert client.post("/api/users", json={"name": "bob", "password": "short"},
+                       headers=admin).status_code == 422
+    assert client.post("/api/users", json={"name": "bob", "password": "long enough",
+                                            "role": "admin"}, headers=admin).status_code == 201
+    assert client.post("/api/users", json={"name": "bob", "password": "other one!"},
+                       headers=admin).status_code == 409
+    users = client.get("/api/users", headers=admin).json()
+    assert {"name": "bob", "role": "admin"} in users
+    assert all("password" not in u for u in users)  # hashes never leave the service
+    # bob signs in; a new password ends his session
+    assert client.post("/api/login", json={"name": "bob", "password": "long enough"}) \
+        .json()["role"] == "admin"
+    assert client.patch("/api/users/bob", json={"password": "a new secret"},
+                        headers=admin).status_code == 200
+    assert client.get("/api/me").status_code == 401
+    client.cookies.clear()
+    assert client.post("/api/login", json={"name": "bob", "password": "a new secret"}) \
+        .status_code == 200
+    client.cookies.clear()
+    assert client.delete("/api/users/bob", headers=admin).status_code == 204
+    assert client.delete("/api/users/bob", headers=admin).status_code == 404
+    # alert rules: validated, applied at once
+    assert client.patch("/api/settings", json={"alerts": {"open_frames": 0}},
+                        headers=admin).status_code == 422
+    assert client.patch("/api/settings", json={"alerts": {"open_frames": 3}},
+                        headers=viewer).status_code == 403
+    changed = client.patch("/api/settings", json={"alerts": {"open_frames": 3}}, headers=admin)
+    assert changed.status_code == 200 and changed.json()["alerts"]["open_frames"] == 3
+    service = client.app.state.service
+    assert all(p.tracker.rules.open_frames == 3 for p in service.pipelines.values())
+
+
+def test_the_last_admin_cannot_be_removed_without_an_admin_token(tmp_path):
+    config = Config()
+    config.storage.dir = tmp_path / "store"
+    config.auth = AuthConfig(users=[UserAccount(name="root", role="admin",
+                                                password=hash_password("correct horse"))])
+    with TestClient(create_app(config)) as client:
+        assert client.post("/api/login", json={"name": "root", "password": "correct horse"}) \
+            .status_code == 200
+        assert client.delete("/api/users/root").status_code == 409
+        assert client.patch("/api/users/root", json={"role": "viewer"}).status_code == 409
+        assert client.post("/api/users", json={"name": "second", "password": "long enough",
+                                               "role": "admin"}).status_code == 201
+        assert client.delete("/api/users/root").status_code == 204  # now there is another
