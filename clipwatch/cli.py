@@ -260,9 +260,10 @@ def cmd_auth(args: argparse.Namespace) -> int:
     import getpass
     import re
 
+    from clipwatch.config import ACCOUNT_NAME_PATTERN
     from clipwatch.server.auth import hash_password, hash_token, new_token
 
-    if not re.fullmatch(r"[\w.@-]{1,64}", args.name):
+    if not re.fullmatch(ACCOUNT_NAME_PATTERN, args.name):
         raise ClipwatchError(f"name {args.name!r}: use 1-64 letters, digits, _ . @ -")
     if args.kind == "token":
         token = new_token()

@@ -21,6 +21,7 @@ from clipwatch.errors import ClipwatchError
 from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+ACCOUNT_NAME_PATTERN = r"^[\w.@-]{1,64}$"  # API token and user names
 MAX_STRIDE = 10  # the clip length: a larger stride leaves frames no clip covers
 
 
@@ -148,14 +149,14 @@ class LiveConfig(_Strict):
 
 
 class ApiToken(_Strict):
-    name: str = Field(pattern=r"^[\w.@-]{1,64}$", description="who uses it (for the logs)")
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN, description="who uses it (for the logs)")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$",
                         description="SHA-256 of the token, from `clipwatch auth token`")
     role: Literal["viewer", "admin"] = "viewer"
 
 
 class UserAccount(_Strict):
-    name: str = Field(pattern=r"^[\w.@-]{1,64}$", description="login name")
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN, description="login name")
     password: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]+$",
                           description="PBKDF2 hash, from `clipwatch auth password`")
     role: Literal["viewer", "admin"] = "viewer"

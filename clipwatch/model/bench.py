@@ -77,7 +77,7 @@ def clip_gflop(model_path: Path) -> float:
                  "decoder.0.weight": 26 * 26, "decoder.2.weight": 55 * 55,
                  **{f"temporal.{i}.cell.gates.weight": 26 * 26 for i in range(3)}}
     flops = sum(2 * n * int(np.prod(weights[name])) for name, n in positions.items())
-    return 10 * flops / 1e9  # ten frames per clip
+    return read_sidecar(model_path).input_spec.clip_length * flops / 1e9
 
 
 def fp32_gflops(seconds: float = 1.5) -> float:
@@ -120,16 +120,18 @@ def load_frames(folder: Path, limit: int | None = None) -> list[Frame]:
     return frames
 
 
-def _scorer(reconstructor, spec, stride: int = 1) -> ClipScorer:
-    return ClipScorer(None, stride=stride, spec=spec,
+def _scorer(reconstructor, spec, patch: int = 0) -> ClipScorer:
+    """A stride-1 scorer for one stream, shaped for what the reconstructor takes."""
+    return ClipScorer(None, stride=1, spec=spec, patch=patch,
                       clip_length=reconstructor.clip_length_override)
 
 
 def stream(reconstructor, spec, frames: list[Frame], batch: int,
-           latencies: list[float] | None = None, patch: int = 0) -> dict[int, float]:
-    """Score `frames` at stride 1, `batch` clips per call; returns e(t) by frame index."""
-    scorer = _scorer(reconstructor, spec)
-    scorer.patch = patch
+           latencies: list[float] | None = None,
+           patch: int = 0) -> tuple[dict[int, float], int]:
+    """Score `frames` at stride 1, `batch` clips per call; returns e(t) by frame index and
+    how many clips (model calls' worth of windows) that took."""
+    scorer = _scorer(reconstructor, spec, patch)
     errors, pending, started = {}, [], {}
 
     def run() -> None:
@@ -150,7 +152,7 @@ def stream(reconstructor, spec, frames: list[Frame], batch: int,
             run()
     if pending:
         run()
-    return errors
+    return errors, scorer.clips_scored
 
 
 def measure(name: str, description: str, exact: bool, reconstructor, spec,
@@ -162,9 +164,7 @@ def measure(name: str, description: str, exact: bool, reconstructor, spec,
     stream(reconstructor, spec, frames, 1, latencies)
     per_frame = len(frames) / (time.perf_counter() - started)
     started = time.perf_counter()
-    scorer_clips = stream(reconstructor, spec, frames, BATCH)
-    clips = len(scorer_clips) - (spec.clip_length - 1 if not reconstructor.clip_length_override
-                                 else 0)
+    _, clips = stream(reconstructor, spec, frames, BATCH)
     clips_per_s = clips / (time.perf_counter() - started)
     ms = np.array(latencies[spec.clip_length:]) * 1000  # the first clip scores 10 frames at once
     return VariantResult(
@@ -187,7 +187,7 @@ def ped2_auc(ucsd_root: Path, spec, scoring, limit_clips: int | None = None):
     def auc(reconstructor) -> float:
         scores, labels = [], []
         for clip, frames in loaded:
-            errors = stream(reconstructor, spec, frames, BATCH, patch=scoring.patch)
+            errors, _ = stream(reconstructor, spec, frames, BATCH, patch=scoring.patch)
             series = np.array([errors[i] for i in sorted(errors)])
             scores.append(paper_regularity(trailing_mean(series, scoring.smooth)))
             labels.append(clip.labels(len(frames))[sorted(errors)])

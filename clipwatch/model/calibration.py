@@ -16,14 +16,16 @@ from clipwatch.model.scoring import causal_regularity
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 
+MIN_CALIBRATION_FRAMES = 20  # fewer normal frames say too little about e(t)
 
 def calibrate_errors(errors: np.ndarray, false_alarm_rate: float, data: str,
                      scoring: ScoringOptions | None = None) -> Calibration:
     """Calibration constants from e(t) of normal frames, scored with `scoring`."""
     scoring = scoring or ScoringOptions()
     errors = np.asarray(errors, dtype=np.float64)
-    if errors.size < 20:
-        raise DatasetError(f"calibration needs at least 20 normal frames, got {errors.size}")
+    if errors.size < MIN_CALIBRATION_FRAMES:
+        raise DatasetError(f"calibration needs at least {MIN_CALIBRATION_FRAMES} normal frames, "
+                           f"got {errors.size}")
     if not 0.0 < false_alarm_rate < 0.5:
         raise DatasetError(f"false-alarm rate must be in (0, 0.5), got {false_alarm_rate}")
     provisional = Calibration(e_lo=float(errors.min()), e_hi=float(errors.max()), threshold=0.0,

@@ -127,14 +127,15 @@ class ClipScorer:
         maps = error_maps(clip.frames[positions, 0], recon_new[:, 0])  # (new, S, S)
         errors = patch_errors(maps, self.patch) if self.patch else frame_errors(maps)
         self.clips_scored += 1
-        scores = []
-        for k, pos in enumerate(positions):
-            index = clip.indices[pos]
-            timestamp, image = self._waiting.pop(index)
-            scores.append(FrameScore(index=index, timestamp=timestamp, error=float(errors[k]),
-                                     error_map=maps[k] if self.keep_maps else None,
-                                     image=image))
-        return scores
+        return [self._frame_score(clip.indices[pos], errors[k], maps[k])
+                for k, pos in enumerate(positions)]
+
+    def _frame_score(self, index: int, error: float,
+                     error_map: np.ndarray | None) -> FrameScore:
+        """The score of a waiting frame, which stops waiting."""
+        timestamp, image = self._waiting.pop(index)
+        return FrameScore(index=index, timestamp=timestamp, error=float(error),
+                          error_map=error_map if self.keep_maps else None, image=image)
 
     def score(self, clips: list[Clip], batch: np.ndarray, recon: np.ndarray) -> list[FrameScore]:
         """Scores of the new frames of `clips`, given their stacked frames and reconstructions."""
@@ -150,14 +151,9 @@ class ClipScorer:
             if self.keep_clip_errors:
                 self.clip_errors.append(ClipErrors(
                     clip.indices, clip.new, {k: v[b].copy() for k, v in measures.items()}))
-            for pos in clip.new_positions:
-                index = clip.indices[pos]
-                timestamp, image = self._waiting.pop(index)
-                # Each new frame's own error map (at stride 1, the clip's newest frame: the
-                # DESIGN.md heatmap); copied so the batch's maps can be freed.
-                scores.append(FrameScore(
-                    index=index, timestamp=timestamp, error=float(errors[b, pos]),
-                    error_map=maps[b, pos].copy() if self.keep_maps else None,
-                    image=image,
-                ))
+            # Each new frame's own error map (at stride 1, the clip's newest frame: the
+            # DESIGN.md heatmap); copied so the batch's maps can be freed.
+            scores.extend(self._frame_score(clip.indices[pos], errors[b, pos],
+                                            maps[b, pos].copy() if self.keep_maps else None)
+                          for pos in clip.new_positions)
         return scores

@@ -16,12 +16,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, replace
 
-from clipwatch.model.calibration import calibrate_errors
+from clipwatch.model.calibration import MIN_CALIBRATION_FRAMES, calibrate_errors
 from clipwatch.model.scoring import causal_regularity
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
-
-MIN_BASELINE_VALUES = 20  # what calibrate_errors needs
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ class LiveScorer:
         if self.learning:
             self._baseline.append(smoothed)
             if self._baseline_seen >= self._baseline_frames and \
-                    len(self._baseline) >= MIN_BASELINE_VALUES:
+                    len(self._baseline) >= MIN_CALIBRATION_FRAMES:
                 self.calibration = calibrate_errors(
                     self._baseline, self._false_alarm_rate,
                     f"first {len(self._baseline)} frames of the camera", self.scoring)

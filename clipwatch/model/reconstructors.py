@@ -101,6 +101,8 @@ class SplitClips:
         if not items:
             return []
         batch = self.options.max_batch
+        # Frame-wise parts take as many frames per call as `batch` whole clips hold.
+        frames_per_call = batch * len(items[0][1].indices)
         # 1. Encode the frames no scorer has features for yet (each frame once, ever).
         missing: dict[tuple[int, int], tuple[ClipScorer, int, np.ndarray]] = {}
         for scorer, clip in items:
@@ -110,7 +112,7 @@ class SplitClips:
         if missing:
             todo = list(missing.values())
             features = self._run(self.encoder, "frames", np.stack([f for _, _, f in todo]),
-                                 batch * 10)
+                                 frames_per_call)
             for (scorer, index, _), feature in zip(todo, features, strict=True):
                 scorer.features[index] = feature
         # 2. The ConvLSTM stack over each clip's features.
@@ -120,7 +122,7 @@ class SplitClips:
         # 3. Decode only the new frames.
         picks = [(b, pos) for b, (_, clip) in enumerate(items) for pos in clip.new_positions]
         frames = self._run(self.decoder, "hidden", np.stack([hidden[b, p] for b, p in picks]),
-                           batch * 10)
+                           frames_per_call)
         out, start = [], 0
         for scorer, clip in items:
             out.append(frames[start:start + clip.new])

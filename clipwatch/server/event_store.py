@@ -266,17 +266,22 @@ class EventStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _row(self, event_id: int) -> dict[str, Any]:
+    def _find(self, event_id: int) -> dict[str, Any] | None:
+        """The raw row (with file names), or None; the caller holds the lock."""
         row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        return dict(row) if row else None
+
+    def _row(self, event_id: int) -> dict[str, Any]:
+        """The row inside a write, where a missing one is an error that rolls it back."""
+        row = self._find(event_id)
         if row is None:
             raise sqlite3.IntegrityError(f"event {event_id} does not exist")
-        return dict(row)
+        return row
 
     def get(self, event_id: int) -> dict[str, Any] | None:
         """The raw row (with file names), or None."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
-        return dict(row) if row else None
+            return self._find(event_id)
 
     def list(self, camera: str | None = None, since: float | None = None,
              until: float | None = None, acknowledged: bool | None = None,

@@ -105,8 +105,7 @@ class Grabber:
 
     def __init__(self, camera: CameraConfig, queue_size: int,
                  on_frame: Callable[[], None],
-                 on_status: Callable[[CameraStatus], None],
-                 on_drop: Callable[[], None] = lambda: None) -> None:
+                 on_status: Callable[[CameraStatus], None]) -> None:
         self.camera = camera
         self.queue = FrameQueue(queue_size)
         self.status = CameraStatus("connecting", None, time.time())
@@ -117,7 +116,6 @@ class Grabber:
         self._seq = 0
         self._on_frame = on_frame  # wakes the scorer
         self._on_status = on_status
-        self._on_drop = on_drop
         self._stop = threading.Event()
         self._source = None
         self._thread = threading.Thread(target=self._run, name=f"grab-{camera.id}", daemon=True)
@@ -222,9 +220,7 @@ class Grabber:
                         self.frames_sampled_out += 1
                         continue
                     self._seq += 1
-                    if not self.queue.put(GrabbedFrame(frame, segment, time.time(),
-                                                       self._seq)):
-                        self._on_drop()
+                    self.queue.put(GrabbedFrame(frame, segment, time.time(), self._seq))
                     self._on_frame()
         except ClipwatchError as exc:
             reason = str(exc)

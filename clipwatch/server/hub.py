@@ -66,7 +66,6 @@ class Client:
     frames: dict[str, deque[LiveFrame]] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
-    frames_dropped: int = 0
 
     def __post_init__(self) -> None:
         self.scores = deque(maxlen=self.limits.client_scores)
@@ -139,7 +138,6 @@ class Hub:
             queue = client.frames.setdefault(frame.camera,
                                              deque(maxlen=self.limits.client_frames))
             if len(queue) == queue.maxlen:
-                client.frames_dropped += 1
                 self.metrics.ws_frames_dropped.inc()
             queue.append(frame)
             client.wake.set()

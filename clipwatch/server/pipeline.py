@@ -66,17 +66,16 @@ class CameraPipeline:
         detector = services.detector
         scoring = detector.sidecar.scoring
         calibration = detector.sidecar.calibration
+        false_alarm_rate = calibration.false_alarm_rate if calibration else 0.01
         if camera.calibration is not None:
             calibration = Calibration(
                 e_lo=camera.calibration.e_lo, e_hi=camera.calibration.e_hi,
-                threshold=camera.calibration.threshold,
-                false_alarm_rate=calibration.false_alarm_rate if calibration else 0.01,
+                threshold=camera.calibration.threshold, false_alarm_rate=false_alarm_rate,
                 data=f"camera {camera.id} config", frames=0, scoring=scoring)
         self.scorer = ClipScorer(detector, stride=camera.stride, keep_maps=True,
                                  patch=scoring.patch,
                                  clip_length=services.reconstructor.clip_length_override)
-        self.live = LiveScorer(scoring, calibration, camera.baseline_frames,
-                               calibration.false_alarm_rate if calibration else 0.01,
+        self.live = LiveScorer(scoring, calibration, camera.baseline_frames, false_alarm_rate,
                                warmup_frames=detector.input_spec.clip_length - 1)
         self.tracker = AlertTracker(camera.id, services.alerts)
         # Transitions the store refused, oldest first, with their images; event ids of
@@ -84,10 +83,11 @@ class CameraPipeline:
         self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
         self._event_ids: dict[float, int] = {}
         self._unstored_logged = False
-        self._sampled_out_counted = 0
+        # The grabber's own counts, and how much of each the metrics have been told.
+        self._counted = {"frames_in": 0, "frames_sampled_out": 0, "frames_dropped": 0}
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
-        self._last: tuple[int, int] | None = None  # (segment, index) of the last frame buffered
+        self._last: tuple[int, int] | None = None  # (segment, seq) of the last frame buffered
         # Frames enter the clip scorer under a sequence number of their own, unique across
         # reconnects and loops (source indices restart there): seq -> (index, capture time).
         # The first frame after a gap also restarts the live score (warm-up, trailing mean);
@@ -96,10 +96,8 @@ class CameraPipeline:
         self._frames: dict[int, tuple[int, float, bool]] = {}
         self._after_gap = False
         self.last_regularity: float | None = None
-        metrics = services.metrics
         self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
-                               on_status=self._on_status,
-                               on_drop=metrics.frames_dropped.labels(camera.id).inc)
+                               on_status=self._on_status)
 
     # -- status --------------------------------------------------------------------------
 
@@ -153,15 +151,10 @@ class CameraPipeline:
             self.retry_unstored()
         clips = []
         grabbed = self.grabber.queue.drain()
-        sampled_out = self.grabber.frames_sampled_out
-        if sampled_out > self._sampled_out_counted:
-            self.s.metrics.frames_sampled_out.labels(self.camera.id).inc(
-                sampled_out - self._sampled_out_counted)
-            self._sampled_out_counted = sampled_out
+        self._update_counters()
         if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
             # A recording that ended will not calm down by itself: its alert ends with it.
             self._store_and_broadcast(self.tracker.close(time.time()))
-        self.s.metrics.frames_in.labels(self.camera.id).inc(len(grabbed))
         for item in grabbed:
             key = (item.segment, item.seq)  # sampled-out frames are no gap; queue drops are
             if self._last is not None and (key[0] != self._last[0] or key[1] != self._last[1] + 1):
@@ -182,6 +175,18 @@ class CameraPipeline:
             if clip is not None:
                 clips.append(clip)
         return clips
+
+    def _update_counters(self) -> None:
+        """Bring the per-camera Prometheus counters up to the grabber's own counts: every
+        frame read (sampled out or dropped ones too), sampled out, dropped by the queue."""
+        counts = {"frames_in": self.grabber.frames_in,
+                  "frames_sampled_out": self.grabber.frames_sampled_out,
+                  "frames_dropped": self.grabber.queue.dropped}
+        for name, count in counts.items():
+            if count > self._counted[name]:
+                getattr(self.s.metrics, name).labels(self.camera.id).inc(
+                    count - self._counted[name])
+                self._counted[name] = count
 
     def _reset(self) -> None:
         for seq in self.scorer.reset():
@@ -291,7 +296,6 @@ class InferenceLoop:
         self._pipelines = pipelines
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self.last_beat = time.monotonic()
         self.error: str | None = None
         self.seconds_per_clip: float | None = None  # measured, smoothed
         self._balanced_at = 0.0
@@ -312,7 +316,6 @@ class InferenceLoop:
         while not self._stop.is_set():
             self.s.wake.wait(0.5)
             self.s.wake.clear()
-            self.last_beat = time.monotonic()
             try:
                 self.run_once()
             except Exception as exc:  # keep scoring the other cameras; readiness shows it
@@ -387,7 +390,8 @@ def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[s
     view["source"] = mask_url(camera.source)
     if pipeline is None:
         status = CameraStatus("stopped", "disabled", time.time())
-        view.update(status=status.to_dict(), effective_threshold=camera.threshold,
+        view.update(fps_in=None, sampled_fps=None, frames_sampled_out=0,
+                    status=status.to_dict(), effective_threshold=camera.threshold,
                     frames_in=0, frames_scored=0, frames_dropped=0, regularity=None,
                     active_calibration=None)
         return view

@@ -12,17 +12,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clipwatch.config import AlertConfig, UserAccount, one_line
+from clipwatch.config import ACCOUNT_NAME_PATTERN, AlertConfig, UserAccount, one_line
 from clipwatch.server.auth import Admin, hash_password
 from clipwatch.server.deps import ServiceDep
 
 router = APIRouter(prefix="/api", tags=["admin"])
-UserName = Annotated[str, Path(pattern=r"^[\w.@-]{1,64}$")]
+UserName = Annotated[str, Path(pattern=ACCOUNT_NAME_PATTERN)]
 
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[\w.@-]{1,64}$")
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
     password: str = Field(min_length=8, max_length=256)
     role: Literal["viewer", "admin"] = "viewer"
 

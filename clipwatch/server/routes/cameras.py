@@ -17,7 +17,7 @@ from clipwatch.config import (
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.auth import Admin, Viewer
 from clipwatch.server.deps import ServiceDep
-from clipwatch.server.service import CameraConflict, UnknownCamera
+from clipwatch.server.service import CameraConflict, Service, UnknownCamera
 from clipwatch.stream.sources import source_kind
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
@@ -39,7 +39,7 @@ class CameraPatch(BaseModel):
     calibration: CameraCalibration | None = None
 
 
-def _check_source(camera: CameraConfig, service) -> None:
+def _check_source(camera: CameraConfig, service: Service) -> None:
     kind = source_kind(camera.source)
     allowed = service.config.server.allowed_sources
     if kind not in allowed:
