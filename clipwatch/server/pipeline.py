@@ -25,6 +25,7 @@ from clipwatch.model.heatmap import overlay
 from clipwatch.model.live_score import LiveScorer
 from clipwatch.model.sidecar import Calibration
 from clipwatch.server.alerts import AlertTracker, ScoredFrame, Transition
+from clipwatch.server.balance import CameraDemand, plan_rates
 from clipwatch.server.event_store import EventStore, StoreError, alert_message
 from clipwatch.server.grabber import CameraStatus, Grabber
 from clipwatch.server.hub import Hub, LiveFrame
@@ -352,36 +353,14 @@ class InferenceLoop:
                 pipeline.handle(clip, recon)
 
 
-HEADROOM = 0.85  # plan for this share of the measured scoring capacity
-
-
 def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:
-    """Share the scoring capacity among cameras (water-filling: a camera that needs less than
-    an equal share keeps all its frames, the rest split what is left), and have the faster
-    ones sample their frames down evenly, so no backlog builds and latency stays bounded.
-    Lifted once demand falls well below capacity."""
-    if not seconds_per_clip:
-        return
-    capacity = HEADROOM / seconds_per_clip  # clips/s
-    demands = []
-    for p in pipelines:
-        fps = p.grabber.fps_in
-        if fps and p.grabber.status.state == "live":
-            demands.append((fps / p.scorer.buffer.stride, p))
-    total = sum(d for d, _ in demands)
-    if total <= capacity * 0.7 or not demands:
-        for _, p in demands:
-            p.limit_rate(None)
-        return
-    if total <= capacity and all(p.grabber.sample_fps is None for _, p in demands):
-        return  # fits, and nothing is being sampled: leave it
-    remaining, left = capacity, len(demands)
-    for demand, p in sorted(demands, key=lambda d: d[0]):
-        share = remaining / left
-        clips = min(demand, share)
-        p.limit_rate(None if clips >= demand else clips * p.scorer.buffer.stride)
-        remaining -= clips
-        left -= 1
+    """Apply `plan_rates` (balance.py) to the live cameras."""
+    live = {p.camera.id: p for p in pipelines
+            if p.grabber.fps_in and p.grabber.status.state == "live"}
+    demands = [CameraDemand(cid, p.grabber.fps_in, p.scorer.buffer.stride,
+                            p.grabber.sample_fps is not None) for cid, p in live.items()]
+    for camera, rate in plan_rates(demands, seconds_per_clip).items():
+        live[camera].limit_rate(rate)
 
 
 def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[str, Any]:
