@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clipwatch import __version__
 from clipwatch.errors import ClipwatchError
+from clipwatch.model.variants import DEVICES, VARIANT_HELP, VARIANTS
 from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
 
 log = logging.getLogger("clipwatch")
@@ -30,26 +31,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _detector(args: argparse.Namespace):
-    from clipwatch.model.detector import Detector, DetectorOptions
+def _model(args: argparse.Namespace):
+    """The model and the reconstructor of its variant: the same one `serve` runs."""
+    from clipwatch.model.detector import DetectorOptions
+    from clipwatch.model.reconstructors import load_model
 
-    return Detector(args.model, DetectorOptions(device=args.device, intra_op_threads=args.threads))
+    return load_model(args.model, DetectorOptions(device=args.device,
+                                                  intra_op_threads=args.threads), args.variant)
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+def _add_model_options(parser: argparse.ArgumentParser, variant: bool = True) -> None:
+    parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where ONNX Runtime runs (auto: CUDA if really available, else CPU)")
     parser.add_argument("--threads", type=int, default=0,
                         help="ONNX Runtime intra-op threads (0: one per core)")
+    if variant:
+        parser.add_argument("--variant", default="auto", choices=VARIANTS,
+                            help=f"inference variant, as the service's model.variant: "
+                                 f"{VARIANT_HELP} (default auto, what serve runs)")
 
 
 def write_scores_csv(report, path: Path) -> None:
+    import numpy as np
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
+            # regularity_live: the service's verdict, empty where it gives none (warm-up).
             writer.writerow(["clip", "frame", "timestamp_s", "error", "regularity_paper",
-                             "regularity_causal", "abnormal_gt"])
+                             "regularity_causal", "abnormal_gt", "regularity_live"])
             for clip in report.clips:
                 causal = clip.causal(report.calibration)
                 for i, frame in enumerate(clip.frames):
@@ -57,6 +68,8 @@ def write_scores_csv(report, path: Path) -> None:
                         clip.name, int(frame), f"{clip.timestamps[i]:.3f}", f"{clip.errors[i]:.3f}",
                         f"{clip.paper[i]:.5f}", "" if causal is None else f"{causal[i]:.5f}",
                         "" if clip.abnormal is None else int(clip.abnormal[i]),
+                        "" if clip.live is None or np.isnan(clip.live[i])
+                        else f"{clip.live[i]:.5f}",
                     ])
     except OSError as exc:
         raise ClipwatchError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -99,9 +112,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from clipwatch.replay import replay, replay_targets
 
     targets = replay_targets(str(args.source))
-    detector = _detector(args)
+    model = _model(args)
     heatmaps = Path(args.heatmaps) if args.heatmaps else None
-    report = replay(targets, detector, stride=args.stride, realtime=args.realtime,
+    report = replay(targets, model, stride=args.stride, realtime=args.realtime,
                     batch_size=args.batch, heatmap_dir=heatmaps)
     per_frame = args.print_frames if args.print_frames is not None else len(report.clips) == 1
     print_report(report, per_frame)
@@ -163,13 +176,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from clipwatch.model.scoring_options import ScoringOptions
     from clipwatch.model.sidecar import write_sidecar
 
-    detector = _detector(args)
-    scoring = ScoringOptions.parse(args.scoring) if args.scoring else detector.sidecar.scoring
+    model = _model(args)
+    scoring = ScoringOptions.parse(args.scoring) if args.scoring else model.sidecar.scoring
     targets = normal_targets(args.normal_data, args.clips)
-    normal = score_clips(targets, detector, (scoring.patch,) if scoring.patch else (),
+    normal = score_clips(targets, model, scoring, () if scoring.overlap else None,
                          "normal clips")
     data = f"{args.normal_data} clips {', '.join(t.name for t in targets)}"
     calibration = calibrate_scored(normal, scoring, args.far, data)
+    detector = model.detector
     detector.sidecar.calibration = calibration
     write_sidecar(Path(args.model), detector.sidecar)
     print(f"calibrated {scoring.name} on {calibration.frames} normal frames: "
@@ -186,9 +200,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from clipwatch.model.scoring_options import ScoringOptions
     from clipwatch.plots import plot_regularity, plot_roc
 
-    detector = _detector(args)
+    model = _model(args)
     scoring = ScoringOptions.parse(args.scoring) if args.scoring else None
-    report = evaluate(detector, args.ucsd_root, clip_names=args.clips,
+    report = evaluate(model, args.ucsd_root, clip_names=args.clips,
                       normal_data=args.normal_data, normal_names=args.normal_clips,
                       compare=not args.no_compare, scoring=scoring)
     result = report.to_json()
@@ -307,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--model", help="ONNX model with its .json sidecar (default: bundled)")
     p.add_argument("--storage", help="folder for the event database and snapshots")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--device", choices=DEVICES)
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (0: per core)")
     p.set_defaults(func=cmd_serve)
 
@@ -324,10 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", default=str(SAMPLE_CLIP), help="clip folder to stream")
     p.add_argument("--count", type=_positive_int, default=120, help="frames to stream")
     p.add_argument("--auc", metavar="UCSD_ROOT", help="also score the Ped2 test set per variant")
-    p.add_argument("--variants", nargs="+", default=["full", "split-convt", "split",
-                                                     "split-int8", "stateful"])
+    p.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "auto"],
+                   help=f"variants to measure (default all: {', '.join(VARIANTS[1:])})")
     p.add_argument("--json", help="write the results to this JSON file")
-    _add_model_options(p)
+    _add_model_options(p, variant=False)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("replay", help="score a clip folder, a video, a stream or a UCSD test set")

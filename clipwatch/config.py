@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.model.variants import VARIANT_HELP, Device, ProductionVariant
 from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -89,15 +90,12 @@ class CameraConfig(_Strict):
 
 class ModelConfig(_Strict):
     path: Path = Field(DEFAULT_MODEL, description="ONNX model with its .json sidecar")
-    device: str = Field("auto", pattern="^(auto|cpu|cuda|tensorrt)$",
-                        description="where ONNX Runtime runs")
+    device: Device = Field("auto", description="where ONNX Runtime runs")
     threads: int = Field(0, ge=0, le=256, description="intra-op threads (0: one per core)")
     max_batch: int = Field(8, ge=1, le=64, description="most clips in one inference call")
-    variant: str = Field(
-        "auto", pattern="^(auto|full|split|split-convt|split-int8|stateful)$",
-        description="inference variant (clipwatch bench compares them): full = the shipped "
-                    "graph on whole clips; split = the same scores with each frame encoded "
-                    "once (needs the model's parts); auto = split where the parts exist")
+    variant: ProductionVariant = Field(
+        "auto", description="inference variant (clipwatch bench compares them, research "
+                            "variants too): " + VARIANT_HELP)
 
 
 class StorageConfig(_Strict):

@@ -1,7 +1,9 @@
 """Evaluation and calibration over recorded footage, for every scoring option from one pass.
 
-Each clip is run through the model once, keeping every clip's per-position errors under
-several measures; each scoring option is then just a different reading of those errors.
+Each clip is run once through the path the live service runs (`replay.score_target`); the
+model's own scoring is read off that path as it is, and every clip's per-position errors
+are kept under several measures, so each other scoring option is an offline reading of the
+same inference.
 Frame-level AUC is computed under the paper protocol (per-video min/max, all frames pooled)
 and under the causal score, whose e_lo/e_hi come from normal clips held out of training.
 """
@@ -9,7 +11,7 @@ and under the causal score, whose e_lo/e_hi come from normal clips held out of t
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,8 @@ from tqdm import tqdm
 from clipwatch.errors import DatasetError
 from clipwatch.model.calibration import calibrate_errors
 from clipwatch.model.clip_scorer import ClipErrors
-from clipwatch.model.detector import Detector
 from clipwatch.model.frame_series import frame_series
+from clipwatch.model.reconstructors import LoadedModel
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 from clipwatch.replay import ClipResult, ReplayTarget, labels_for, pooled_metrics, score_target
@@ -32,29 +34,47 @@ SMOOTHING = (1, 5, 9)  # trailing-mean windows compared (frames)
 
 @dataclass
 class ScoredClip:
-    """One clip's inference results, readable under any scoring option."""
+    """One clip scored through the live path, readable under other scoring options too."""
 
     target: ReplayTarget
-    timestamps: dict[int, float]
-    clip_errors: list[ClipErrors]
+    live: ClipResult  # what the service computes: the scorer's own scoring
+    scoring: ScoringOptions  # the scoring `live` was computed with
+    warmup: int  # frames at the start the live score gives no verdict
+    clip_errors: list[ClipErrors]  # every clip at every position (offline readings)
 
     def result(self, options: ScoringOptions) -> ClipResult:
-        indices, errors = frame_series(self.clip_errors, options)
+        """The clip's series under `options`: the live result for the scoring it was run
+        with, an offline reading of the same inference for any other."""
+        if options == self.scoring and not options.overlap:
+            return self.live
+        if not self.clip_errors:
+            raise DatasetError(f"{options.name} needs every clip position, which this "
+                               "variant does not reconstruct")
+        indices, errors = frame_series(self.clip_errors, options, self.warmup)
+        timestamps = dict(zip((self.live.frames - 1).tolist(), self.live.timestamps,
+                              strict=True))
         return ClipResult(self.target.name, indices + 1,
-                          np.array([self.timestamps.get(i, np.nan) for i in indices]), errors,
+                          np.array([timestamps.get(i, np.nan) for i in indices]), errors,
                           labels_for(self.target, indices))
 
+    def normal_errors(self, options: ScoringOptions) -> np.ndarray:
+        """The errors a calibration is made from: every frame the live score judges."""
+        return self.result(options).errors[self.warmup:]
 
-def score_clips(targets: list[ReplayTarget], detector: Detector, patches: tuple[int, ...],
-                what: str) -> list[ScoredClip]:
-    """Run every target through the model once (stride 1), keeping all measures."""
+
+def score_clips(targets: list[ReplayTarget], model: LoadedModel, scoring: ScoringOptions,
+                patches: tuple[int, ...] | None, what: str) -> list[ScoredClip]:
+    """Run every target through the live path once (stride 1, no calibration: constants
+    are applied afterwards, by the same formula). With `patches` (not None), every clip's
+    errors at every position are kept too, for other scoring options."""
+    settings = model.settings(1, calibration=False, scoring=replace(scoring, overlap=False))
     scored = []
     with tqdm(unit="frame", desc=what, disable=None, leave=False) as bar:
         for target in targets:
-            result, scorer = score_target(target, detector, 1, False, 8, bar,
-                                          scoring=ScoringOptions(), extra_patches=patches)
-            timestamps = dict(zip((result.frames - 1).tolist(), result.timestamps, strict=True))
-            scored.append(ScoredClip(target, timestamps, scorer.clip_errors))
+            result, scorer = score_target(target, model, settings, False, 8, bar,
+                                          extra_patches=patches)
+            scored.append(ScoredClip(target, result, settings.scoring,
+                                     scorer.live.warmup_frames, scorer.clip_errors))
     return scored
 
 
@@ -73,7 +93,9 @@ def normal_targets(data: str | Path, names: list[str] | None) -> list[ReplayTarg
 
 def calibrate_scored(normal: list[ScoredClip], options: ScoringOptions, far: float,
                      data: str) -> Calibration:
-    errors = np.concatenate([frame_series(c.clip_errors, options)[1] for c in normal])
+    """Calibration from normal clips: the frames the live score gives a verdict, as a
+    camera learning its own baseline takes them."""
+    errors = np.concatenate([c.normal_errors(options) for c in normal])
     return calibrate_errors(errors, far, data, options)
 
 
@@ -138,38 +160,41 @@ def labelled_test_targets(ucsd_root: str | Path,
     return [ReplayTarget(c.name, c.frames_dir, c) for c in clips]
 
 
-def evaluate(detector: Detector, ucsd_root: str | Path, clip_names: list[str] | None = None,
+def evaluate(model: LoadedModel, ucsd_root: str | Path, clip_names: list[str] | None = None,
              normal_data: str | Path | None = None, normal_names: list[str] | None = None,
              compare: bool = True, scoring: ScoringOptions | None = None) -> Evaluation:
     """Evaluate with the model's own scoring and calibration, and (compare) every variant.
 
-    Variants other than the model's own are calibrated on the normal clips (by default the
+    The model's scoring is read off the live path (what `replay` and `serve` compute);
+    variants other than the model's own are calibrated on the normal clips (by default the
     clips the sidecar says were held out of training, from the same UCSD root)."""
-    scoring = scoring or detector.sidecar.scoring
+    sidecar = model.sidecar
+    scoring = scoring or sidecar.scoring
+    compare = compare and model.reconstructor.decodes_any_position
     tests = labelled_test_targets(ucsd_root, clip_names)
     patches = tuple(sorted({*PATCHES, scoring.patch} - {0})) if compare else \
-        ((scoring.patch,) if scoring.patch else ())
-    scored = score_clips(tests, detector, patches, "test clips")
+        (() if scoring.overlap else None)
+    scored = score_clips(tests, model, scoring, patches, "test clips")
 
-    held_out = normal_names or detector.sidecar.provenance.get("held_out_clips") or None
+    held_out = normal_names or sidecar.provenance.get("held_out_clips") or None
     normal_root = normal_data or (ucsd_root if held_out else None)
     normal: list[ScoredClip] = []
     if normal_root is not None and held_out:
-        normal = score_clips(normal_targets(normal_root, held_out), detector, patches,
+        normal = score_clips(normal_targets(normal_root, held_out), model, scoring, patches,
                              "normal clips")
     data = f"{normal_root} clips {', '.join(held_out)}" if normal else ""
-    far = detector.sidecar.calibration.false_alarm_rate if detector.sidecar.calibration else 0.01
+    far = sidecar.calibration.false_alarm_rate if sidecar.calibration else 0.01
 
     def calibration_for(options: ScoringOptions) -> Calibration | None:
-        own = detector.sidecar.calibration
+        own = sidecar.calibration
         if own is not None and own.scoring == options:
             return own  # what ships is what is measured
         return calibrate_scored(normal, options, far, data) if normal else None
 
     calibration = calibration_for(scoring)
     results = [c.result(scoring) for c in scored]
-    report = Evaluation(str(detector.path), str(ucsd_root), scoring, results, calibration,
-                        pooled_metrics(results, calibration))
+    report = Evaluation(str(model.detector.path), str(ucsd_root), scoring, results,
+                        calibration, pooled_metrics(results, calibration))
     if compare:
         for options in scoring_variants():
             cal = calibration_for(options)

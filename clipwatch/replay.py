@@ -1,14 +1,16 @@
 """Offline replay, the analyst's job: score a clip folder, a video, a stream or a UCSD test set.
 
 Each target (one clip, or every test clip of a UCSD root) is scored frame by frame through
-the same path the live service uses; with ground truth the frame-level AUC (paper and
-causal regularity) and EER are computed over all frames pooled.
+the objects the live service runs (`ClipScorer` and the model's reconstructor, see
+model/score_source.py), with the model's scoring and calibration; with ground truth the
+frame-level AUC (paper and causal regularity) and EER are computed over all frames pooled.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -16,15 +18,15 @@ import numpy as np
 from tqdm import tqdm
 
 from clipwatch.errors import ClipwatchError, SourceError
-from clipwatch.model.clip_scorer import ClipScorer, FrameScore
-from clipwatch.model.detector import Detector
-from clipwatch.model.frame_series import frame_series
+from clipwatch.model.clip_scorer import ClipScorer, FrameScore, ScorerSettings
 from clipwatch.model.heatmap import overlay
 from clipwatch.model.metrics import equal_error_rate, frame_auc, has_both_classes
+from clipwatch.model.reconstructors import LoadedModel
+from clipwatch.model.score_source import score_frames
 from clipwatch.model.scoring import causal_regularity, paper_regularity
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
-from clipwatch.stream.sources import open_source, paced
+from clipwatch.stream.sources import Frame, open_source, paced
 from clipwatch.stream.ucsd import UcsdClip, find_ucsd, ground_truth_for_folder
 
 
@@ -40,14 +42,19 @@ class ClipResult:
     name: str
     frames: np.ndarray  # 1-based frame numbers
     timestamps: np.ndarray
-    errors: np.ndarray  # e(t)
+    errors: np.ndarray  # the live score's error: e(t), after the scoring's trailing mean
     abnormal: np.ndarray | None  # ground truth per frame, True = abnormal
+    # The live (causal) regularity the service gives each frame: NaN where it gives no
+    # verdict (warm-up, no calibration). Offline readings (evaluate's options) leave it out.
+    live: np.ndarray | None = None
 
     @property
     def paper(self) -> np.ndarray:
         return paper_regularity(self.errors)
 
     def causal(self, calibration: Calibration | None) -> np.ndarray | None:
+        """The causal regularity of every frame: the live score's where it gives one, the
+        same formula on the warm-up frames' own error where it does not."""
         return causal_regularity(self.errors, calibration) if calibration else None
 
 
@@ -88,60 +95,67 @@ def replay_targets(source: str) -> list[ReplayTarget]:
     return [target]
 
 
-def write_heatmaps(scores: list[FrameScore], folder: Path) -> None:
-    """Each scored frame with its heatmap over it, as <folder>/<frame number>.jpg."""
-    for score in scores:
-        if score.error_map is not None and score.image is not None:
-            path = folder / f"{score.index + 1:06d}.jpg"
-            if not cv2.imwrite(str(path), overlay(score.image, score.error_map)):
-                raise ClipwatchError(f"cannot write heatmap {path}")
+def write_heatmap(score: FrameScore, folder: Path) -> None:
+    """A scored frame with its heatmap over it, as <folder>/<frame number>.jpg."""
+    if score.error_map is not None and score.image is not None:
+        path = folder / f"{score.index + 1:06d}.jpg"
+        if not cv2.imwrite(str(path), overlay(score.image, score.error_map)):
+            raise ClipwatchError(f"cannot write heatmap {path}")
 
 
-def score_target(target: ReplayTarget, detector: Detector, stride: int, realtime: bool,
-                 batch_size: int, bar: tqdm, heatmap_dir: Path | None = None,
-                 scoring: ScoringOptions | None = None,
-                 extra_patches: tuple[int, ...] = ()) -> tuple[ClipResult, ClipScorer]:
-    """Score every frame of one target; returns its result and the scorer (clips run, and
-    every clip's errors for re-scoring under other options)."""
-    scoring = scoring or detector.sidecar.scoring
-    scorer = ClipScorer(detector, stride=stride, batch_size=batch_size,
-                        keep_maps=heatmap_dir is not None, patch=scoring.patch,
-                        keep_clip_errors=True, extra_patches=extra_patches)
+def until_interrupted(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """The frames until the source ends or Ctrl-C (a live source runs until interrupted;
+    what arrived is still scored)."""
+    try:
+        yield from frames
+    except KeyboardInterrupt:
+        return
+
+
+def score_target(target: ReplayTarget, model: LoadedModel, settings: ScorerSettings,
+                 realtime: bool, batch_size: int, bar: tqdm, heatmap_dir: Path | None = None,
+                 extra_patches: tuple[int, ...] | None = None) -> tuple[ClipResult, ClipScorer]:
+    """Score every frame of one target through the live path (ClipScorer and the model's
+    reconstructor); returns its result and the scorer. With `extra_patches` (not None) the
+    scorer also keeps every clip's errors at all positions, for offline scoring options."""
+    offline = extra_patches is not None and model.reconstructor.decodes_any_position
+    scorer = ClipScorer(target.name, settings, keep_maps=heatmap_dir is not None,
+                        all_positions=offline, extra_patches=extra_patches or ())
     if heatmap_dir is not None:
         heatmap_dir = heatmap_dir / target.name
         try:
             heatmap_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ClipwatchError(f"cannot create {heatmap_dir}: {exc.strerror or exc}") from None
-    scores = []
+    scores: list[FrameScore] = []
     with open_source(target.source) as src:
         if src.frame_count:
             bar.total = (bar.total or 0) + src.frame_count
             bar.refresh()
         frames = paced(src, src.fps or 10.0) if realtime else iter(src)
-        try:
+
+        def counted(frames: Iterator[Frame]) -> Iterator[Frame]:
             for frame in frames:
-                new = scorer.push(frame)
-                if heatmap_dir is not None:
-                    write_heatmaps(new, heatmap_dir)
-                scores.extend(new)
+                yield frame
                 bar.update(1)
-        except KeyboardInterrupt:
-            pass  # a live source runs until interrupted; score what arrived
-        seen = len(scorer.buffer)
-        new = scorer.flush()
-        if heatmap_dir is not None:
-            write_heatmaps(new, heatmap_dir)
-        scores.extend(new)
+
+        for score in score_frames(counted(until_interrupted(frames)), scorer,
+                                  model.reconstructor, batch_size):
+            if heatmap_dir is not None:
+                write_heatmap(score, heatmap_dir)
+                # Only numbers are kept: holding maps and images for a long replay would
+                # grow without bound.
+                score = replace(score, error_map=None, image=None)
+            scores.append(score)
     if not scores:
-        raise SourceError(f"{target.source} has {seen} frames; scoring needs at least "
-                          f"{detector.input_spec.clip_length}")
-    timestamps = {s.index: s.timestamp for s in scores}
-    indices, errors = frame_series(scorer.clip_errors, scoring)
-    # Only numbers are kept: the maps and images were written above, and holding them for
-    # a long replay would grow without bound.
-    result = ClipResult(target.name, indices + 1, np.array([timestamps[i] for i in indices]),
-                        errors, labels_for(target, indices))
+        raise SourceError(f"{target.source} has {len(scorer.buffer)} frames; scoring needs at "
+                          f"least {scorer.buffer.length}")
+    scores.sort(key=lambda s: s.index)
+    indices = np.array([s.index for s in scores])
+    result = ClipResult(target.name, indices + 1, np.array([s.timestamp for s in scores]),
+                        np.array([s.score_error for s in scores]), labels_for(target, indices),
+                        np.array([np.nan if s.regularity is None else s.regularity
+                                  for s in scores]))
     return result, scorer
 
 
@@ -172,11 +186,16 @@ def pooled_metrics(clips: list[ClipResult], calibration: Calibration | None) -> 
     return metrics
 
 
-def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
+def replay(targets: list[ReplayTarget], model: LoadedModel, stride: int = 1,
            realtime: bool = False, batch_size: int = 8, show_progress: bool | None = None,
            heatmap_dir: Path | None = None,
            scoring: ScoringOptions | None = None) -> ReplayReport:
+    """Score every target as a camera would be scored (the model's variant, scoring and
+    calibration, unless `scoring` asks for another reading, which is then uncalibrated)."""
     started = time.monotonic()
+    own = model.sidecar.calibration
+    calibration = own if scoring is None or (own and own.scoring == scoring) else None
+    settings = model.settings(stride, calibration or False, scoring=scoring)
     results, clips_scored = [], 0
     # Known totals (folders, files) give a real bar; tqdm hides itself when not on a terminal.
     disable = None if show_progress is None else not show_progress
@@ -184,13 +203,12 @@ def replay(targets: list[ReplayTarget], detector: Detector, stride: int = 1,
     try:
         for target in targets:
             bar.set_description(target.name)
-            result, scorer = score_target(target, detector, stride, realtime, batch_size, bar,
-                                          heatmap_dir, scoring)
+            result, scorer = score_target(target, model, settings, realtime, batch_size, bar,
+                                          heatmap_dir)
             results.append(result)
             clips_scored += scorer.clips_scored
     finally:
         bar.close()
-    report = ReplayReport(results, detector.sidecar.calibration, time.monotonic() - started,
-                          clips_scored)
+    report = ReplayReport(results, calibration, time.monotonic() - started, clips_scored)
     report.metrics = pooled_metrics(results, report.calibration)
     return report

@@ -17,11 +17,11 @@ from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
 
 def frames_per_s(options: DetectorOptions) -> float:
     reconstructor = make_reconstructor("split", DEFAULT_MODEL, options)
-    spec = read_sidecar(DEFAULT_MODEL).input_spec
+    sidecar = read_sidecar(DEFAULT_MODEL)
     frames = load_frames(SAMPLE_CLIP, 100)
-    stream(reconstructor, spec, frames[:20], 1)
+    stream(reconstructor, sidecar, frames[:20], 1)
     started = time.perf_counter()
-    stream(reconstructor, spec, frames, 1)
+    stream(reconstructor, sidecar, frames, 1)
     return len(frames) / (time.perf_counter() - started)
 
 

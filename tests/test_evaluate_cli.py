@@ -36,7 +36,8 @@ def test_calibration_on_a_real_normal_clip_meets_its_false_alarm_rate(shared_dat
                     "--scoring", "patch32+smooth5")
     assert run.returncode == 0, run.stderr
     cal = read_sidecar(model_copy).calibration
-    assert cal.frames == 150 and cal.false_alarm_rate == 0.05
+    # The frames the live score judges: all but the first clip's 9 warm-up frames.
+    assert cal.frames == 150 - 9 and cal.false_alarm_rate == 0.05
     assert cal.scoring.name == "patch32+smooth5" and "16" in cal.data
     assert 0 < cal.e_lo < cal.e_hi
     # Replaying the same clip with the recalibrated model: 5% of its frames fall below.
@@ -46,7 +47,11 @@ def test_calibration_on_a_real_normal_clip_meets_its_false_alarm_rate(shared_dat
     assert run.returncode == 0, run.stderr
     causal = np.loadtxt(out, delimiter=",", skiprows=1, usecols=5)
     assert len(causal) == 150
-    assert (causal < cal.threshold).sum() in (7, 8)  # the 5% quantile of 150 frames
+    assert (causal[9:] < cal.threshold).sum() in (7, 8)  # the 5% quantile of 141 frames
+    # The live column is the service's verdict: none in warm-up, the causal score after.
+    live = np.genfromtxt(out, delimiter=",", skip_header=1, usecols=7)
+    assert np.isnan(live[:9]).all()
+    np.testing.assert_allclose(live[9:], causal[9:], rtol=1e-5)
 
 
 def test_calibrate_refuses_an_unknown_clip(shared_data, model_copy):

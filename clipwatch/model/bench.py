@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from clipwatch.model.clip_scorer import ClipScorer
+from clipwatch.model.clip_scorer import ClipScorer, FrameScore, ScorerSettings
 from clipwatch.model.detector import DetectorOptions
 from clipwatch.model.metrics import frame_auc
-from clipwatch.model.reconstructors import make_reconstructor
-from clipwatch.model.scoring import paper_regularity, trailing_mean
+from clipwatch.model.reconstructor import Reconstructor
+from clipwatch.model.reconstructors import make_reconstructor, resolve_variant
+from clipwatch.model.score_source import score_frames
+from clipwatch.model.scoring import paper_regularity
 from clipwatch.model.sidecar import read_sidecar
 from clipwatch.stream.sources import Frame, open_source
 from clipwatch.stream.ucsd import find_ucsd
@@ -47,6 +49,7 @@ class VariantResult:
     ratio_to_naive: float = 0.0  # frames/s at stride 1 over the naive ONNX Runtime path's
     ratio_to_flop_floor: float = 0.0  # ms per scored frame over the full clip at fp32 peak
     auc_ped2: float | None = None
+    default: bool = False  # the variant `model.variant: auto` runs for this model
 
 
 @dataclass
@@ -120,53 +123,47 @@ def load_frames(folder: Path, limit: int | None = None) -> list[Frame]:
     return frames
 
 
-def _scorer(reconstructor, spec, patch: int = 0) -> ClipScorer:
-    """A stride-1 scorer for one stream, shaped for what the reconstructor takes."""
-    return ClipScorer(None, stride=1, spec=spec, patch=patch,
-                      clip_length=reconstructor.clip_length_override)
+def _scorer(reconstructor: Reconstructor, sidecar, camera: str = "bench") -> ClipScorer:
+    """A stride-1 scorer for one stream with the model's scoring and calibration: the live
+    path, shaped for what the reconstructor takes."""
+    return ClipScorer(camera, ScorerSettings(
+        spec=sidecar.input_spec, scoring=sidecar.scoring, calibration=sidecar.calibration,
+        clip_length=reconstructor.clip_length))
 
 
-def stream(reconstructor, spec, frames: list[Frame], batch: int,
-           latencies: list[float] | None = None,
-           patch: int = 0) -> tuple[dict[int, float], int]:
-    """Score `frames` at stride 1, `batch` clips per call; returns e(t) by frame index and
-    how many clips (model calls' worth of windows) that took."""
-    scorer = _scorer(reconstructor, spec, patch)
-    errors, pending, started = {}, [], {}
+def stream(reconstructor: Reconstructor, sidecar, frames: list[Frame], batch: int,
+           latencies: list[float] | None = None) -> tuple[dict[int, FrameScore], int]:
+    """Score `frames` at stride 1 through the live path (`score_frames`), `batch` clips per
+    call; returns the scores by frame index and how many clips that took."""
+    scorer = _scorer(reconstructor, sidecar)
+    started: dict[int, float] = {}
 
-    def run() -> None:
-        recons = reconstructor.new_frames([(scorer, clip) for clip in pending])
-        for clip, recon in zip(pending, recons, strict=True):
-            for score in scorer.score_new(clip, recon):
-                errors[score.index] = score.error
-                if latencies is not None:
-                    latencies.append(time.perf_counter() - started.pop(score.index))
-        pending.clear()
+    def timed(frames):
+        for frame in frames:
+            started[frame.index] = time.perf_counter()
+            yield frame
 
-    for frame in frames:
-        started[frame.index] = time.perf_counter()
-        clip = scorer.add(frame)
-        if clip is not None:
-            pending.append(clip)
-        if len(pending) >= batch:
-            run()
-    if pending:
-        run()
-    return errors, scorer.clips_scored
+    scores = {}
+    for score in score_frames(timed(frames), scorer, reconstructor, batch):
+        scores[score.index] = score
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started.pop(score.index))
+    return scores, scorer.clips_scored
 
 
-def measure(name: str, description: str, exact: bool, reconstructor, spec,
+def measure(name: str, description: str, exact: bool, reconstructor, sidecar,
             frames: list[Frame], auc: Callable | None) -> VariantResult:
     _reset_peak_memory()
-    stream(reconstructor, spec, frames[:20], 1)  # warm-up: sessions allocate on first runs
+    stream(reconstructor, sidecar, frames[:20], 1)  # warm-up: sessions allocate on first runs
     latencies: list[float] = []
     started = time.perf_counter()
-    stream(reconstructor, spec, frames, 1, latencies)
+    stream(reconstructor, sidecar, frames, 1, latencies)
     per_frame = len(frames) / (time.perf_counter() - started)
     started = time.perf_counter()
-    _, clips = stream(reconstructor, spec, frames, BATCH)
+    _, clips = stream(reconstructor, sidecar, frames, BATCH)
     clips_per_s = clips / (time.perf_counter() - started)
-    ms = np.array(latencies[spec.clip_length:]) * 1000  # the first clip scores 10 frames at once
+    # The first clip scores 10 frames at once: steady state starts after it.
+    ms = np.array(latencies[sidecar.input_spec.clip_length:]) * 1000
     return VariantResult(
         name=name, description=description, exact=exact, clips_per_s=round(clips_per_s, 2),
         frames_per_s_stride1=round(per_frame, 2),
@@ -176,8 +173,9 @@ def measure(name: str, description: str, exact: bool, reconstructor, spec,
         auc_ped2=None if auc is None else round(auc(reconstructor), 4))
 
 
-def ped2_auc(ucsd_root: Path, spec, scoring, limit_clips: int | None = None):
-    """A function: reconstructor -> pooled paper AUC over the Ped2 test clips (stride 1)."""
+def ped2_auc(ucsd_root: Path, sidecar, limit_clips: int | None = None):
+    """A function: reconstructor -> pooled paper AUC over the Ped2 test clips (stride 1) of
+    the live score's error (the model's scoring, as the service computes it)."""
     dataset = find_ucsd(ucsd_root)
     if dataset is None or not dataset.test:
         raise FileNotFoundError(f"no UCSD test set in {ucsd_root}")
@@ -187,10 +185,10 @@ def ped2_auc(ucsd_root: Path, spec, scoring, limit_clips: int | None = None):
     def auc(reconstructor) -> float:
         scores, labels = [], []
         for clip, frames in loaded:
-            errors, _ = stream(reconstructor, spec, frames, BATCH, patch=scoring.patch)
-            series = np.array([errors[i] for i in sorted(errors)])
-            scores.append(paper_regularity(trailing_mean(series, scoring.smooth)))
-            labels.append(clip.labels(len(frames))[sorted(errors)])
+            by_index, _ = stream(reconstructor, sidecar, frames, BATCH)
+            order = sorted(by_index)
+            scores.append(paper_regularity(np.array([by_index[i].score_error for i in order])))
+            labels.append(clip.labels(len(frames))[order])
         return frame_auc(np.concatenate(scores), np.concatenate(labels))
 
     return auc
@@ -209,13 +207,20 @@ def torch_eager(model_path: Path, threads: int):
     model = network_from_onnx(model_path)
 
     class Eager:
-        clip_length_override = None
+        """PyTorch eager as a Reconstructor."""
 
-        def new_frames(self, items):
-            batch = torch.from_numpy(np.stack([clip.frames for _, clip in items]))
+        clip_length = None
+        decodes_any_position = True
+        device = "cpu"
+
+        def reconstruct(self, requests):
+            batch = torch.from_numpy(np.stack([r.frames for r in requests]))
             with torch.inference_mode():
                 recon = model(batch).numpy()
-            return [recon[b, list(clip.new_positions)] for b, (_, clip) in enumerate(items)]
+            return [recon[b, list(r.decode)] for b, r in enumerate(requests)]
+
+        def reset(self, camera):
+            pass
 
     return Eager()
 
@@ -234,11 +239,11 @@ def run_bench(model_path: Path, frames_folder: Path, options: DetectorOptions,
               ucsd_root: Path | None = None, variants: tuple[str, ...] = tuple(VARIANT_TEXT),
               n_frames: int = 120, log: Callable[[str], None] = print) -> BenchReport:
     sidecar = read_sidecar(model_path)
-    spec, scoring = sidecar.input_spec, sidecar.scoring
     frames = load_frames(frames_folder, n_frames)
     gflops = fp32_gflops()
     gflop = clip_gflop(model_path)
-    auc = ped2_auc(ucsd_root, spec, scoring) if ucsd_root else None
+    auc = ped2_auc(ucsd_root, sidecar) if ucsd_root else None
+    default = resolve_variant("auto", model_path)
     report = BenchReport(device="", threads=options.intra_op_threads,
                          fp32_gflops=round(gflops, 1), clip_gflop=round(gflop, 2),
                          flop_floor_ms=round(gflop / gflops * 1000, 1),
@@ -261,8 +266,9 @@ def run_bench(model_path: Path, frames_folder: Path, options: DetectorOptions,
             continue
         report.device = report.device or getattr(reconstructor, "device", "")
         log(f"measuring {name} ...")
-        report.variants.append(measure(name, text, exact, reconstructor, spec, frames,
-                                       variant_auc))
+        result = measure(name, text, exact, reconstructor, sidecar, frames, variant_auc)
+        result.default = name == VARIANT_TEXT[default][0]
+        report.variants.append(result)
         del reconstructor
     naive = next(v for v in report.variants if v.name.startswith("onnx-fp32"))
     report.naive_onnx_clips_per_s = naive.clips_per_s
@@ -276,24 +282,25 @@ def run_bench(model_path: Path, frames_folder: Path, options: DetectorOptions,
     for best in dict.fromkeys((best_exact.name, fastest.name)):
         key = next(k for k, (n, _, _) in VARIANT_TEXT.items() if n == best)
         gc.collect()
-        report.batching += camera_batching(make_reconstructor(key, model_path, options), spec,
-                                           frames, best)
+        report.batching += camera_batching(make_reconstructor(key, model_path, options),
+                                           sidecar, frames, best)
     return report
 
 
-def camera_batching(reconstructor, spec, frames: list[Frame], name: str,
+def camera_batching(reconstructor, sidecar, frames: list[Frame], name: str,
                     cameras: tuple[int, ...] = (1, 2, 4)) -> list[dict]:
     """Clips/s when N cameras at stride 1 are scored together, one call per frame step."""
     rows = []
     for n in cameras:
-        scorers = [_scorer(reconstructor, spec) for _ in range(n)]
+        scorers = [_scorer(reconstructor, sidecar, f"cam{k}") for k in range(n)]
         done, started = 0, None
         for i, frame in enumerate(frames):
             if i == 20:
                 started, done = time.perf_counter(), 0
-            items = [(s, c) for s in scorers if (c := s.add(frame)) is not None]
-            for (scorer, clip), recon in zip(items, reconstructor.new_frames(items), strict=True):
-                scorer.score_new(clip, recon)
+            due = [(s, r) for s in scorers if (r := s.add(frame)) is not None]
+            recons = reconstructor.reconstruct([r for _, r in due])
+            for (scorer, request), recon in zip(due, recons, strict=True):
+                scorer.score(request, recon)
                 done += 1
         rows.append({"variant": name, "cameras": n,
                      "clips_per_s": round(done / (time.perf_counter() - started), 2)})
@@ -309,10 +316,12 @@ def format_table(report: BenchReport) -> str:
              "-" * len(head)]
     for v in report.variants:
         auc = "-" if v.auc_ped2 is None else f"{v.auc_ped2:.4f}"
-        lines.append(f"{v.name:<26} {'yes' if v.exact else 'no':>5} {v.clips_per_s:>8.2f} "
+        shown = f"{v.name} *" if v.default else v.name
+        lines.append(f"{shown:<26} {'yes' if v.exact else 'no':>5} {v.clips_per_s:>8.2f} "
                      f"{v.frames_per_s_stride1:>7.2f} {v.latency_p50_ms:>7.1f} "
                      f"{v.latency_p95_ms:>7.1f} {v.peak_memory_mb:>8.0f} "
                      f"{v.ratio_to_naive:>8.2f} {v.ratio_to_flop_floor:>8.2f} {auc:>7}")
+    lines.append("* the variant `model.variant: auto` runs for this model")
     for name in dict.fromkeys(r["variant"] for r in report.batching):
         lines.append(f"batching across cameras ({name}): " + ", ".join(
             f"{r['cameras']} cam {r['clips_per_s']:.1f} clips/s"

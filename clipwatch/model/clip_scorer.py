@@ -1,13 +1,19 @@
-"""Frames in, e(t) out: preprocessing, the clip buffer and batched inference for one source.
+"""ClipScorer: one source's frames in, its per-frame scores out. The one scoring path.
 
-Every frame is scored exactly once, by the first clip that contains it as a new frame
-(`Clip.new_positions`); with stride 1 that is the clip ending at the frame, as DESIGN.md
-defines e(t). The first full window also scores its first T-1 frames, so a video's every
-frame has a score. Clips are batched up to `batch_size` before inference (offline
-throughput); live use passes batch_size=1 for the lowest latency.
+A live camera, a replayed clip and an evaluated test clip all go through it, in the same
+order: preprocess -> clip window (`ClipBuffer`) -> a `ClipRequest` for inference (run by a
+`Reconstructor`, possibly batched with other cameras' requests) -> per-frame errors from the
+reconstructions -> the live score (`LiveScorer`: trailing mean, warm-up, calibration or a
+learned baseline) -> `FrameScore`. What an analyst reads is what the service computes.
 
-For offline scoring options that need more than the newest frames (the mean over overlapping
-clips), the scorer can also keep every clip's per-position errors (`ClipErrors`).
+Every frame is scored exactly once, by the first clip that holds it as a new frame; with
+stride 1 that is the clip ending at the frame, as DESIGN.md defines e(t). The first full
+window also scores its first T-1 frames, so a source's every frame has an error.
+
+For offline scoring options that need more than the newest frames (the mean over
+overlapping clips, other patch sizes), the scorer can ask for every position of each clip
+and keep every clip's per-position errors (`ClipErrors`): an offline reading of the same
+inference, never what the service alerts on.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipwatch.model.detector import Detector
+from clipwatch.model.live_score import LiveScorer
+from clipwatch.model.reconstructor import ClipRequest
 from clipwatch.model.scoring import error_maps, frame_errors, patch_errors
 from clipwatch.model.scoring_options import ScoringOptions
-from clipwatch.stream.clip_buffer import Clip, ClipBuffer
+from clipwatch.model.sidecar import Calibration
+from clipwatch.stream.clip_buffer import ClipBuffer
 from clipwatch.stream.preprocess import InputSpec, preprocess
 from clipwatch.stream.sources import Frame
 
@@ -29,6 +37,11 @@ class FrameScore:
     index: int
     timestamp: float
     error: float  # e(t) under the scorer's measure (whole frame, or worst patch)
+    # The live score's error: the trailing mean of e(t) (e(t) itself in warm-up frames)
+    # and the causal regularity from it (None in warm-up, while a baseline is learned, or
+    # with no calibration).
+    score_error: float
+    regularity: float | None
     # With keep_maps (the heatmap, DESIGN.md):
     error_map: np.ndarray | None = None  # (S, S) per-pixel squared error of this frame
     image: np.ndarray | None = None  # the decoded frame it belongs to, for overlays
@@ -36,124 +49,126 @@ class FrameScore:
 
 @dataclass(frozen=True)
 class ClipErrors:
-    """One clip's error at each of its positions, for every measure the scorer computes."""
+    """One clip's error at each decoded position, for every measure the scorer computes."""
 
-    indices: tuple[int, ...]  # source frame index at each position
-    new: int  # how many of the last positions are new frames (see Clip.new)
-    errors: dict[str, np.ndarray]  # measure ('frame', 'patch32', ...) -> (T,)
+    indices: tuple[int, ...]  # source frame index at each decoded position
+    new: int  # how many of the last positions are new frames (see ClipRequest.new)
+    errors: dict[str, np.ndarray]  # measure ('frame', 'patch32', ...) -> (positions,)
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """How one source is scored: the model's input and scoring, and the live score's
+    calibration (the model's, a camera's own, or a baseline learned from the first frames)."""
+
+    spec: InputSpec
+    scoring: ScoringOptions
+    calibration: Calibration | None = None
+    stride: int = 1
+    clip_length: int | None = None  # the reconstructor's (None: the model's clip length)
+    baseline_frames: int | None = None
+    false_alarm_rate: float = 0.01
 
 
 class ClipScorer:
-    """Scores the frames of one source as they arrive.
+    """Scores the frames of one source (camera id `camera`) as they arrive.
 
-    `patch` picks the measure of FrameScore.error (0: whole frame); `extra_patches` adds
-    measures to the kept ClipErrors, so one inference pass can compare several.
+    `keep_maps` keeps each frame's error map and image (heatmaps); `all_positions` asks
+    inference for every position of each clip and keeps `clip_errors` under the scoring's
+    measure and `extra_patches` (offline evaluation of other scoring options).
     """
 
-    def __init__(self, detector: Detector | None, stride: int = 1, batch_size: int = 8,
-                 keep_maps: bool = False, patch: int = 0, keep_clip_errors: bool = False,
-                 extra_patches: tuple[int, ...] = (), spec: InputSpec | None = None,
-                 clip_length: int | None = None) -> None:
-        self.detector = detector
-        self.spec = spec or detector.input_spec
-        # clip_length=1 serves a model that carries its own state from frame to frame: it
-        # steps through every frame, whatever the stride asked of the clip models.
-        if clip_length is None:
-            self.buffer = ClipBuffer(self.spec.clip_length, stride)
-        else:
-            self.buffer = ClipBuffer(clip_length, min(stride, clip_length))
-        self.batch_size = max(1, batch_size)
+    def __init__(self, camera: str, settings: ScorerSettings, keep_maps: bool = False,
+                 all_positions: bool = False, extra_patches: tuple[int, ...] = ()) -> None:
+        self.camera = camera
+        self.settings = settings
+        self.spec = settings.spec
+        ClipBuffer.check_stride(self.spec.clip_length, settings.stride)  # the model's clips
+        length = settings.clip_length or self.spec.clip_length
+        # A model that carries its own state steps through every frame (clips of one),
+        # whatever stride the clip models were asked for.
+        self.buffer = ClipBuffer(length, min(settings.stride, length))
         self.keep_maps = keep_maps
-        self.patch = patch
-        self.patches = tuple(dict.fromkeys((0, patch, *extra_patches)))  # ordered, unique
-        self.keep_clip_errors = keep_clip_errors
+        self.all_positions = all_positions
+        self.patch = settings.scoring.patch
+        self.patches = tuple(dict.fromkeys((self.patch, *extra_patches)))  # ordered, unique
         self.clip_errors: list[ClipErrors] = []
-        self._pending: list[Clip] = []
+        self.live = LiveScorer(settings.scoring, settings.calibration, settings.baseline_frames,
+                               settings.false_alarm_rate,
+                               warmup_frames=self.spec.clip_length - 1)
         # Frames waiting for their score: index -> (timestamp, decoded image if keep_maps).
         self._waiting: dict[int, tuple[float, np.ndarray | None]] = {}
+        self._gap_starts: set[int] = set()  # first frames after a gap: the live score restarts
+        self._after_gap = False
+        self._fresh = True  # the next request restarts the reconstructor's caches
         self.clips_scored = 0
-        # Per-source caches of the fast reconstructors (see reconstructors.py): encoded
-        # features by frame index, and a carried ConvLSTM state.
-        self.features: dict[int, np.ndarray] = {}
-        self.state: list[np.ndarray] | None = None
 
-    def add(self, frame: Frame) -> Clip | None:
-        """Buffer one decoded frame without running the model; returns a clip when one is due.
+    @property
+    def stride(self) -> int:
+        return self.buffer.stride
 
-        The live service uses this to batch clips from several cameras into one inference
-        (`score` then turns that batch's reconstructions into this source's scores).
-        """
+    def add(self, frame: Frame) -> ClipRequest | None:
+        """Buffer one decoded frame; returns the request for inference when a clip is due.
+
+        Raises ValueError for a frame that cannot be preprocessed (an unusable shape)."""
+        prepared = preprocess(frame.image, self.spec)
         self._waiting[frame.index] = (frame.timestamp, frame.image if self.keep_maps else None)
-        return self.buffer.push(frame.index, preprocess(frame.image, self.spec))
+        if self._after_gap:
+            self._gap_starts.add(frame.index)
+            self._after_gap = False
+        return self._request(self.buffer.push(frame.index, prepared))
+
+    def flush(self) -> ClipRequest | None:
+        """At the end of the source: the request for the frames still waiting, if any."""
+        return self._request(self.buffer.flush())
+
+    def _request(self, clip) -> ClipRequest | None:
+        if clip is None:
+            return None
+        decode = tuple(range(len(clip.indices))) if self.all_positions else \
+            tuple(clip.new_positions)
+        fresh, self._fresh = self._fresh, False
+        return ClipRequest(self.camera, clip.indices, clip.frames, clip.new, decode, fresh)
 
     def reset(self) -> list[int]:
-        """After a gap in the source: forget the buffered frames, so no clip spans the gap.
+        """After a gap in the source: forget the buffered frames, so no clip spans the gap;
+        the next request is marked fresh (the reconstructor's caches restart with it).
 
-        Clips already returned by `add` can still be scored; the frames no clip has taken
-        are dropped unscored, and their indices returned.
-        """
+        Requests already returned by `add` can still be scored; the frames no clip has taken
+        are dropped unscored, and their indices returned. The live score restarts (warm-up,
+        trailing mean) at the first frame after the gap."""
         dropped = list(self.buffer.unscored())
         for index in dropped:
             self._waiting.pop(index, None)
+            self._gap_starts.discard(index)
         self.buffer.reset()
-        self.features.clear()
-        self.state = None
+        self._after_gap = True
+        self._fresh = True
         return dropped
 
-    def push(self, frame: Frame) -> list[FrameScore]:
-        """Add one decoded frame; returns the scores that became available."""
-        clip = self.add(frame)
-        if clip is not None:
-            self._pending.append(clip)
-        if len(self._pending) >= self.batch_size:
-            return self._run()
-        return []
-
-    def flush(self) -> list[FrameScore]:
-        """At the end of the source: score the frames still waiting."""
-        clip = self.buffer.flush()
-        if clip is not None:
-            self._pending.append(clip)
-        return self._run() if self._pending else []
-
-    def _run(self) -> list[FrameScore]:
-        clips, self._pending = self._pending, []
-        batch = np.stack([c.frames for c in clips])  # (B, T, 1, S, S)
-        return self.score(clips, batch, self.detector.reconstruct(batch))
-
-    def score_new(self, clip: Clip, recon_new: np.ndarray) -> list[FrameScore]:
-        """Scores of one clip's new frames from their reconstructions (new, 1, S, S) alone."""
-        positions = list(clip.new_positions)
-        maps = error_maps(clip.frames[positions, 0], recon_new[:, 0])  # (new, S, S)
-        errors = patch_errors(maps, self.patch) if self.patch else frame_errors(maps)
+    def score(self, request: ClipRequest, recon: np.ndarray) -> list[FrameScore]:
+        """Scores of one request's new frames, from the reconstructions of its decoded
+        positions (len(decode), 1, S, S)."""
+        decode = list(request.decode)
+        maps = error_maps(request.frames[decode, 0], recon[:, 0])  # (positions, S, S)
+        measures = {ScoringOptions(patch=p).measure: patch_errors(maps, p) if p
+                    else frame_errors(maps) for p in self.patches}
+        errors = measures[self.settings.scoring.measure]
         self.clips_scored += 1
-        return [self._frame_score(clip.indices[pos], errors[k], maps[k])
-                for k, pos in enumerate(positions)]
+        if self.all_positions:
+            self.clip_errors.append(ClipErrors(
+                tuple(request.indices[p] for p in decode), request.new, measures))
+        where = {pos: k for k, pos in enumerate(decode)}
+        return [self._frame_score(request.indices[pos], float(errors[where[pos]]),
+                                  maps[where[pos]]) for pos in request.new_positions]
 
-    def _frame_score(self, index: int, error: float,
-                     error_map: np.ndarray | None) -> FrameScore:
+    def _frame_score(self, index: int, error: float, error_map: np.ndarray) -> FrameScore:
         """The score of a waiting frame, which stops waiting."""
         timestamp, image = self._waiting.pop(index)
-        return FrameScore(index=index, timestamp=timestamp, error=float(error),
-                          error_map=error_map if self.keep_maps else None, image=image)
-
-    def score(self, clips: list[Clip], batch: np.ndarray, recon: np.ndarray) -> list[FrameScore]:
-        """Scores of the new frames of `clips`, given their stacked frames and reconstructions."""
-        maps = error_maps(batch[:, :, 0], recon[:, :, 0])  # (B, T, S, S)
-        measures = {  # measure name -> (B, T)
-            ScoringOptions(patch=p).measure: patch_errors(maps, p) if p else frame_errors(maps)
-            for p in self.patches
-        }
-        errors = measures[ScoringOptions(patch=self.patch).measure]
-        self.clips_scored += len(clips)
-        scores = []
-        for b, clip in enumerate(clips):
-            if self.keep_clip_errors:
-                self.clip_errors.append(ClipErrors(
-                    clip.indices, clip.new, {k: v[b].copy() for k, v in measures.items()}))
-            # Each new frame's own error map (at stride 1, the clip's newest frame: the
-            # DESIGN.md heatmap); copied so the batch's maps can be freed.
-            scores.extend(self._frame_score(clip.indices[pos], errors[b, pos],
-                                            maps[b, pos].copy() if self.keep_maps else None)
-                          for pos in clip.new_positions)
-        return scores
+        if index in self._gap_starts:
+            self._gap_starts.discard(index)
+            self.live.reset()
+        live = self.live.push(error)
+        return FrameScore(index=index, timestamp=timestamp, error=error,
+                          score_error=live.error, regularity=live.regularity,
+                          error_map=error_map.copy() if self.keep_maps else None, image=image)

@@ -41,7 +41,7 @@ class LiveScorer:
         self._baseline: list[float] = []
         self._baseline_seen = 0
         self._recent: deque[float] = deque(maxlen=self.scoring.smooth)
-        self._warmup_frames = warmup_frames
+        self.warmup_frames = warmup_frames
         self._warmup_left = warmup_frames
 
     @property
@@ -55,7 +55,7 @@ class LiveScorer:
     def reset(self) -> None:
         """After a gap in the source: the trailing mean must not mix the two sides."""
         self._recent.clear()
-        self._warmup_left = self._warmup_frames
+        self._warmup_left = self.warmup_frames
 
     def push(self, error: float) -> LiveScore:
         if self.learning:

@@ -1,33 +1,33 @@
-"""Reconstructors: turn due clips (from one or several cameras) into the reconstructions of
-their new frames, the only ones a score needs. numpy and ONNX Runtime only.
+"""Reconstructors (see reconstructor.py): due clips of one or several cameras in, the
+reconstructions of the positions they ask for out. numpy and ONNX Runtime only.
 
 - `FullClips`: the reference. The whole clip through the shipped graph, every frame
   decoded; each frame is encoded once per clip it appears in (10 times at stride 1).
 - `SplitClips`: the same numbers (to float rounding) from the exported parts
-  (`fast_export`): each frame encoded once and cached on its scorer, the ConvLSTM stack
-  over the clip's cached features, and only the new frames decoded. Optionally with the
+  (`fast_export`): each frame encoded once and cached per camera, the ConvLSTM stack over
+  the clip's cached features, and only the asked-for frames decoded. Optionally with the
   pixel-shuffle decoder and/or int8 encoder and decoder.
 - `StatefulFrames`: a different model: the ConvLSTM state is carried from frame to frame
-  instead of restarting at every clip, so each frame costs one step. Its scorers use clips of
-  one frame; the state lives on the scorer and restarts with it after a gap.
-
-All take `(scorer, clip)` pairs so one call can batch the clips of several cameras.
+  instead of restarting at every clip, so each frame costs one step. It takes clips of one
+  frame; the state is kept per camera and restarts after `reset(camera)`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from clipwatch.errors import ModelError
-from clipwatch.model.clip_scorer import ClipScorer
+from clipwatch.model.clip_scorer import ScorerSettings
 from clipwatch.model.detector import Detector, DetectorOptions, make_session
-from clipwatch.stream.clip_buffer import Clip
-
-Item = tuple[ClipScorer, Clip]
-VARIANTS = ("auto", "full", "split", "split-convt", "split-int8", "stateful")
+from clipwatch.model.reconstructor import ClipRequest, Reconstructor, fresh_segments
+from clipwatch.model.scoring_options import ScoringOptions
+from clipwatch.model.sidecar import Calibration
+from clipwatch.model.variants import VARIANTS
 
 
 def _chunks(n: int, size: int):
@@ -38,18 +38,22 @@ def _chunks(n: int, size: int):
 class FullClips:
     """The reference path: the shipped graph on whole clips."""
 
-    clip_length_override = None
+    clip_length = None
+    decodes_any_position = True
 
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
         self.device = detector.device
 
-    def new_frames(self, items: list[Item]) -> list[np.ndarray]:
-        if not items:
+    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        if not requests:
             return []
-        batch = np.stack([clip.frames for _, clip in items])  # (B, T, 1, S, S)
+        batch = np.stack([r.frames for r in requests])  # (B, T, 1, S, S)
         recon = self.detector.reconstruct(batch)
-        return [recon[b, list(clip.new_positions)] for b, (_, clip) in enumerate(items)]
+        return [recon[b, list(r.decode)] for b, r in enumerate(requests)]
+
+    def reset(self, camera: str) -> None:
+        pass  # nothing is cached between clips
 
 
 class _Parts:
@@ -78,9 +82,11 @@ class _Parts:
 
 
 class SplitClips:
-    """Each frame encoded once; the clip's ConvLSTM over cached features; new frames decoded."""
+    """Each frame encoded once; the clip's ConvLSTM over cached features; asked-for frames
+    decoded."""
 
-    clip_length_override = None
+    clip_length = None
+    decodes_any_position = True
 
     def __init__(self, model_path: Path, options: DetectorOptions | None = None,
                  pixel_shuffle: bool = True, int8: bool = False) -> None:
@@ -91,112 +97,196 @@ class SplitClips:
         self.decoder = parts.session("decoder" if pixel_shuffle else "decoder_convt",
                                      int8 and pixel_shuffle)
         self.device = parts.device
+        # camera -> frame index -> encoded features (C, 26, 26); bounded by one clip's
+        # frames per camera (older ones are dropped once no later clip can use them).
+        self.features: dict[str, dict[int, np.ndarray]] = {}
+
+    def reset(self, camera: str) -> None:
+        self.features.pop(camera, None)
 
     def _run(self, session, name: str, data: np.ndarray, per_call: int) -> np.ndarray:
         outs = [session.run(None, {name: np.ascontiguousarray(data[s])})[0]
                 for s in _chunks(len(data), per_call)]
         return np.concatenate(outs)
 
-    def new_frames(self, items: list[Item]) -> list[np.ndarray]:
-        if not items:
+    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for segment in fresh_segments(requests):
+            for r in segment:
+                if r.fresh:
+                    self.reset(r.camera)
+            out.extend(self._reconstruct(segment))
+        return out
+
+    def _reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        if not requests:
             return []
         batch = self.options.max_batch
         # Frame-wise parts take as many frames per call as `batch` whole clips hold.
-        frames_per_call = batch * len(items[0][1].indices)
-        # 1. Encode the frames no scorer has features for yet (each frame once, ever).
-        missing: dict[tuple[int, int], tuple[ClipScorer, int, np.ndarray]] = {}
-        for scorer, clip in items:
-            for pos, index in enumerate(clip.indices):
-                if index not in scorer.features:
-                    missing.setdefault((id(scorer), index), (scorer, index, clip.frames[pos]))
+        frames_per_call = batch * len(requests[0].indices)
+        # 1. Encode the frames no earlier request of their camera brought (each frame once).
+        missing: dict[tuple[str, int], np.ndarray] = {}
+        for r in requests:
+            cached = self.features.setdefault(r.camera, {})
+            for pos, index in enumerate(r.indices):
+                if index not in cached:
+                    missing.setdefault((r.camera, index), r.frames[pos])
         if missing:
-            todo = list(missing.values())
-            features = self._run(self.encoder, "frames", np.stack([f for _, _, f in todo]),
+            features = self._run(self.encoder, "frames", np.stack(list(missing.values())),
                                  frames_per_call)
-            for (scorer, index, _), feature in zip(todo, features, strict=True):
-                scorer.features[index] = feature
+            for (camera, index), feature in zip(missing, features, strict=True):
+                self.features[camera][index] = feature
         # 2. The ConvLSTM stack over each clip's features.
-        stacked = np.stack([np.stack([scorer.features[i] for i in clip.indices])
-                            for scorer, clip in items])  # (B, T, C, 26, 26)
+        stacked = np.stack([np.stack([self.features[r.camera][i] for i in r.indices])
+                            for r in requests])  # (B, T, C, 26, 26)
         hidden = self._run(self.temporal, "features", stacked, batch)
-        # 3. Decode only the new frames.
-        picks = [(b, pos) for b, (_, clip) in enumerate(items) for pos in clip.new_positions]
+        # 3. Decode only the asked-for positions.
+        picks = [(b, pos) for b, r in enumerate(requests) for pos in r.decode]
         frames = self._run(self.decoder, "hidden", np.stack([hidden[b, p] for b, p in picks]),
                            frames_per_call)
         out, start = [], 0
-        for scorer, clip in items:
-            out.append(frames[start:start + clip.new])
-            start += clip.new
-            # Keep only the features a later clip of this scorer can still use.
-            keep = set(scorer.buffer.indices())
-            for index in [i for i in scorer.features if i not in keep]:
-                del scorer.features[index]
+        for r in requests:
+            out.append(frames[start:start + len(r.decode)])
+            start += len(r.decode)
+        # Keep only the features a later clip can still use: clips of a camera start in
+        # order, so nothing before the newest clip's first frame is needed again.
+        first = {}
+        for r in requests:
+            first[r.camera] = max(first.get(r.camera, r.indices[0]), r.indices[0])
+        for camera, oldest in first.items():
+            cached = self.features[camera]
+            for index in [i for i in cached if i < oldest]:
+                del cached[index]
         return out
 
 
 class StatefulFrames:
-    """One ConvLSTM step per frame with the state carried on each scorer (clips of 1 frame)."""
+    """One ConvLSTM step per frame with the state carried per camera (clips of 1 frame)."""
 
-    clip_length_override = 1
+    clip_length = 1
+    decodes_any_position = False  # a clip of one frame: its frame is the new one
 
     def __init__(self, model_path: Path, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
         parts = _Parts(model_path, self.options)
         self.step = parts.session("step")
         self.device = parts.device
-        self.state_inputs = [i for i in self.step.get_inputs()][1:]
+        self.state_inputs = list(self.step.get_inputs())[1:]
+        self.states: dict[str, list[np.ndarray]] = {}  # camera -> its carried state
 
-    def new_frames(self, items: list[Item]) -> list[np.ndarray]:
-        if not items:
+    def reset(self, camera: str) -> None:
+        self.states.pop(camera, None)
+
+    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for segment in fresh_segments(requests):
+            for r in segment:
+                if r.fresh:
+                    self.reset(r.camera)
+            out.extend(self._reconstruct(segment))
+        return out
+
+    def _reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        if not requests:
             return []
         # A camera's frames depend on each other through the state: each call takes at most
         # one frame per camera (rounds), while different cameras share the call.
-        out: list[np.ndarray | None] = [None] * len(items)
+        out: list[np.ndarray | None] = [None] * len(requests)
         rounds: list[list[int]] = []
-        seen: dict[int, int] = {}
-        for k, (scorer, _) in enumerate(items):
-            depth = seen.get(id(scorer), 0)
-            seen[id(scorer)] = depth + 1
+        seen: dict[str, int] = {}
+        for k, r in enumerate(requests):
+            depth = seen.get(r.camera, 0)
+            seen[r.camera] = depth + 1
             if depth == len(rounds):
                 rounds.append([])
             rounds[depth].append(k)
         for round_items in rounds:
             for s in _chunks(len(round_items), self.options.max_batch):
                 keys = round_items[s]
-                for k, recon in zip(keys, self._step([items[k] for k in keys]), strict=True):
+                for k, recon in zip(keys, self._step([requests[k] for k in keys]),
+                                    strict=True):
                     out[k] = recon
         return out
 
-    def _step(self, chunk: list[Item]) -> list[np.ndarray]:
+    def _step(self, chunk: list[ClipRequest]) -> list[np.ndarray]:
         """One ConvLSTM step for distinct cameras' frames, from and into their states."""
-        for scorer, _ in chunk:
-            if scorer.state is None:  # a new camera, or one reset after a gap
-                scorer.state = [np.zeros(tuple(i.shape[1:]), np.float32)
-                                for i in self.state_inputs]
-        feeds = {"frame": np.stack([clip.frames[-1] for _, clip in chunk])}
+        for r in chunk:
+            if r.camera not in self.states:  # a new camera, or one reset after a gap
+                self.states[r.camera] = [np.zeros(tuple(i.shape[1:]), np.float32)
+                                         for i in self.state_inputs]
+        feeds = {"frame": np.stack([r.frames[-1] for r in chunk])}
         for k, spec in enumerate(self.state_inputs):
-            feeds[spec.name] = np.stack([scorer.state[k] for scorer, _ in chunk])
+            feeds[spec.name] = np.stack([self.states[r.camera][k] for r in chunk])
         recon, *states = self.step.run(None, feeds)
-        for b, (scorer, _) in enumerate(chunk):
-            scorer.state = [state[b] for state in states]
+        for b, r in enumerate(chunk):
+            self.states[r.camera] = [state[b] for state in states]
         return [recon[b:b + 1] for b in range(len(chunk))]
 
 
-def make_reconstructor(variant: str, model_path: Path, options: DetectorOptions | None = None,
-                       detector: Detector | None = None):
-    """The reconstructor for a variant name (see VARIANTS)."""
-    options = options or DetectorOptions()
+def resolve_variant(variant: str, model_path: Path) -> str:
+    """'auto' -> the variant it runs for this model: split where the parts exist."""
     if variant == "auto":
-        has_parts = Path(model_path).with_suffix(".parts.json").is_file()
-        variant = "split" if has_parts else "full"
-    if variant == "full":
+        return "split" if Path(model_path).with_suffix(".parts.json").is_file() else "full"
+    return variant
+
+
+def make_reconstructor(variant: str, model_path: Path, options: DetectorOptions | None = None,
+                       detector: Detector | None = None) -> Reconstructor:
+    """The reconstructor for a variant name (see variants.py)."""
+    options = options or DetectorOptions()
+    resolved = resolve_variant(variant, model_path)
+    if resolved == "full":
         return FullClips(detector or Detector(model_path, options))
-    if variant == "split":
+    if resolved == "split":
         return SplitClips(model_path, options)
-    if variant == "split-convt":
+    if resolved == "split-convt":
         return SplitClips(model_path, options, pixel_shuffle=False)
-    if variant == "split-int8":
+    if resolved == "split-int8":
         return SplitClips(model_path, options, int8=True)
-    if variant == "stateful":
+    if resolved == "stateful":
         return StatefulFrames(model_path, options)
     raise ModelError(f"unknown model variant {variant!r} (use {', '.join(VARIANTS)})")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score: its checked graph and sidecar, and the reconstructor of the
+    variant that runs it (the service, replay, evaluate, calibrate and bench all load it
+    this way)."""
+
+    detector: Detector  # path, sidecar (input spec, scoring, calibration), options
+    reconstructor: Reconstructor
+    variant: str  # as resolved: 'auto' becomes the variant it runs
+
+    @property
+    def sidecar(self):
+        return self.detector.sidecar
+
+    def settings(self, stride: int = 1, calibration: Calibration | None | bool = True,
+                 baseline_frames: int | None = None,
+                 scoring: ScoringOptions | None = None) -> ScorerSettings:
+        """How a source is scored with this model: its scoring and calibration unless told
+        otherwise (calibration=False: none)."""
+        sidecar = self.sidecar
+        own = sidecar.calibration
+        if calibration is True:
+            calibration = own
+        elif calibration is False:
+            calibration = None
+        return ScorerSettings(
+            spec=sidecar.input_spec, scoring=scoring or sidecar.scoring, calibration=calibration,
+            stride=stride, clip_length=self.reconstructor.clip_length,
+            baseline_frames=baseline_frames,
+            false_alarm_rate=own.false_alarm_rate if own else 0.01)
+
+
+def load_model(model_path: str | Path, options: DetectorOptions | None = None,
+               variant: str = "auto") -> LoadedModel:
+    """Load a model (sidecar checked against its graph) and its variant's reconstructor."""
+    options = options or DetectorOptions()
+    if variant not in VARIANTS:
+        raise ModelError(f"unknown model variant {variant!r} (use {', '.join(VARIANTS)})")
+    detector = Detector(model_path, options)
+    resolved = resolve_variant(variant, detector.path)
+    return LoadedModel(detector, make_reconstructor(resolved, detector.path, options, detector),
+                       resolved)

@@ -20,7 +20,7 @@ from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 
 __all__ = ["ScoringOptions", "causal_regularity", "error_maps", "frame_errors",
-           "paper_regularity", "patch_errors", "trailing_mean"]
+           "live_trailing_mean", "paper_regularity", "patch_errors", "trailing_mean"]
 
 
 def error_maps(frames: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
@@ -78,3 +78,13 @@ def trailing_mean(errors: np.ndarray, window: int) -> np.ndarray:
     ends = np.arange(1, errors.size + 1)
     starts = np.maximum(ends - window, 0)
     return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def live_trailing_mean(errors: np.ndarray, window: int, warmup: int) -> np.ndarray:
+    """The live score's error over one unbroken source (LiveScorer, frame by frame): the
+    first `warmup` frames keep their own e(t) (they get no verdict live) and stay out of the
+    trailing mean, which runs over the frames after them."""
+    errors = np.asarray(errors, dtype=np.float64)
+    out = errors.copy()
+    out[warmup:] = trailing_mean(errors[warmup:], window)
+    return out

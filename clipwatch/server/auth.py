@@ -6,8 +6,13 @@
   checked only at login, which then hands out a session cookie (HttpOnly, SameSite=Strict).
 - Roles: `viewer` (watch, acknowledge) and `admin` (also cameras and settings).
 
+Signing in is the default: `create_app` makes `authenticated` a dependency of every route,
+and a route is open to anonymous callers only when its endpoint is marked `@public` (health,
+readiness, login, logout, the viewer's page). The websocket is marked public too because it
+checks the same credentials itself, after the handshake, so it can close with 4401.
+
 With no tokens and no users configured, auth is off and every caller is an admin; the
-server then refuses to listen anywhere but loopback (see `run.check_bind`).
+server then refuses to listen anywhere but loopback (see `run.check_exposure`).
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
+from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute, WebSocketRoute
 
 from clipwatch.config import AuthConfig
+from clipwatch.server.schemas import ErrorBody
 
 SESSION_COOKIE = "clipwatch_session"
 PBKDF2_ITERATIONS = 200_000
@@ -133,8 +142,22 @@ def _authenticator(connection: HTTPConnection) -> Authenticator:
     return connection.app.state.service.auth
 
 
-def current_principal(request: Request) -> Principal:
-    principal = _authenticator(request).identify(request)
+F = TypeVar("F", bound=Callable[..., Any])
+_PUBLIC = "__clipwatch_public__"
+
+
+def public(endpoint: F) -> F:
+    """Mark a route's endpoint as open to anonymous callers (the default is signed in)."""
+    setattr(endpoint, _PUBLIC, True)
+    return endpoint
+
+
+def is_public(endpoint: object) -> bool:
+    return getattr(endpoint, _PUBLIC, False)
+
+
+def current_principal(connection: HTTPConnection) -> Principal:
+    principal = _authenticator(connection).identify(connection)
     if principal is None:
         raise HTTPException(status_code=401, detail="sign in or send a valid API token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -147,5 +170,78 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal
 
 
-Viewer = Annotated[Principal, Depends(current_principal)]
+def authenticated(connection: HTTPConnection) -> None:
+    """The app-wide dependency: a 401 unless the caller is signed in or the route is public."""
+    if not is_public(connection.scope.get("endpoint")):
+        current_principal(connection)
+
+
+Viewer = Annotated[Principal, Depends(current_principal)]  # for routes that use the principal
 Admin = Annotated[Principal, Depends(require_admin)]
+
+
+class RouteInfo(NamedTuple):
+    path: str  # as the app serves it (with its router's prefix), as in OpenAPI's paths
+    methods: frozenset[str]  # HTTP methods; {"WEBSOCKET"} for a websocket; none for a mount
+    endpoint: Any  # what `@public` marks
+    route: BaseRoute  # as declared: an APIRoute carries its dependencies
+    in_schema: bool  # listed in the OpenAPI document
+
+
+def routes_of(routes: Iterable[BaseRoute]) -> list[RouteInfo]:
+    """Every route an app serves, included routers' ones too, with the path it serves."""
+    try:  # newer FastAPI keeps included routers nested in app.routes
+        from fastapi.routing import iter_route_contexts
+        contexts: list[tuple[Any, BaseRoute]] = [
+            (c, c.original_route) for c in iter_route_contexts(list(routes))]
+    except ImportError:  # older FastAPI copies their routes into app.routes
+        contexts = [(r, r) for r in routes]
+    found = []
+    for context, route in contexts:
+        api = isinstance(route, APIRoute)
+        methods = {"WEBSOCKET"} if isinstance(route, WebSocketRoute) else \
+            getattr(context, "methods", None) or ()
+        found.append(RouteInfo(context.path_format if api else context.path, frozenset(methods),
+                               getattr(context, "endpoint", None), route,
+                               api and bool(context.include_in_schema)))
+    return found
+
+
+def _needs_admin(route: APIRoute) -> bool:
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependant = stack.pop()
+        if dependant.call is require_admin:
+            return True
+        stack.extend(dependant.dependencies)
+    return False
+
+
+def document(openapi: dict[str, Any], routes: Iterable[BaseRoute]) -> None:
+    """Show the default in an OpenAPI document: the two ways to sign in as security schemes
+    that every operation needs, `security: []` on public ones, and their 401 and 403."""
+    components = openapi.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update({
+        "token": {"type": "http", "scheme": "bearer",
+                  "description": "an API token (`clipwatch auth token`)"},
+        "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                    "description": "the cookie `POST /api/login` sets"},
+    })
+    openapi["security"] = [{"token": []}, {"session": []}]
+    components.setdefault("schemas", {}).setdefault(
+        "ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for info in routes_of(routes):
+        if not info.in_schema:
+            continue
+        for method in info.methods:
+            operation = openapi["paths"][info.path][method.lower()]
+            if is_public(info.endpoint):
+                operation["security"] = []
+                continue
+            answers = operation.setdefault("responses", {})
+            answers.setdefault("401", {"description": "not signed in (when auth is configured)",
+                                       "content": error})
+            if _needs_admin(info.route):
+                answers.setdefault("403", {"description": "this needs the admin role",
+                                           "content": error})

@@ -32,8 +32,10 @@ def plan_rates(demands: list[CameraDemand],
     total = sum(c for c, _ in clips_wanted)
     if total <= capacity * 0.7:
         return {d.camera: None for d in demands}
-    if total <= capacity and not any(d.sampled for d in demands):
-        return {}  # fits, and nothing is being sampled: leave it
+    if total <= capacity:
+        # Fits, but not by much: leave it. Sampling in force stays until demand falls well
+        # below capacity (the 70% above), so a camera near the limit does not flap.
+        return {}
     plan: dict[str, float | None] = {}
     remaining, left = capacity, len(clips_wanted)
     for wanted, d in sorted(clips_wanted, key=lambda c: c[0]):

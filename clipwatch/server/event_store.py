@@ -24,6 +24,8 @@ from typing import Any
 
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.alerts import Alert
+from clipwatch.server.messages import alert_message
+from clipwatch.server.schemas import Event
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +70,13 @@ class StoreError(ClipwatchError):
 
 
 def event_json(row: dict[str, Any]) -> dict[str, Any]:
-    """An event as the API and the websocket send it (file names become URLs)."""
-    event = {k: row[k] for k in _EVENT_COLUMNS if k not in ("snapshot", "heatmap")}
-    event["acknowledged"] = bool(event["acknowledged"])
-    event["snapshot_url"] = f"/api/events/{row['id']}/snapshot.jpg" if row["snapshot"] else None
-    event["heatmap_url"] = f"/api/events/{row['id']}/heatmap.jpg" if row["heatmap"] else None
-    return event
+    """An event as the API and the websocket send it (an `Event`; file names become URLs)."""
+    fields = {k: row[k] for k in _EVENT_COLUMNS if k not in ("snapshot", "heatmap")}
+    return Event(
+        **fields,
+        snapshot_url=f"/api/events/{row['id']}/snapshot.jpg" if row["snapshot"] else None,
+        heatmap_url=f"/api/events/{row['id']}/heatmap.jpg" if row["heatmap"] else None,
+    ).model_dump()
 
 
 class EventStore:
@@ -328,5 +331,4 @@ class EventStore:
         return path
 
 
-def alert_message(seq: int, kind: str, event: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "alert", "seq": seq, "event": kind, "alert": event}
+__all__ = ["EventStore", "StoreError", "alert_message", "event_json"]  # alert_message: messages.py

@@ -26,7 +26,9 @@ from clipwatch.stream.sources import DEFAULT_FOLDER_FPS, Frame, mask_url, open_s
 
 log = logging.getLogger(__name__)
 
+FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
+BACKOFF_JITTER = (0.8, 1.2)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,25 @@ class FrameSampler:
         return True
 
 
+class Backoff:
+    """Reconnect delays: 1 s doubling to 30 s, each scaled by a random jitter in 0.8-1.2
+    (many cameras behind one failed switch must not reconnect in step); `reset()` once a
+    connection delivered a frame. Pure apart from the random source it is handed."""
+
+    def __init__(self, first: float = FIRST_BACKOFF_S, cap: float = MAX_BACKOFF_S) -> None:
+        self.first, self.cap = first, cap
+        self._base = first
+
+    def next_delay(self, rng: random.Random) -> float:
+        """The delay before the next attempt; each call doubles the one after (to `cap`)."""
+        delay = self._base * rng.uniform(*BACKOFF_JITTER)
+        self._base = min(self._base * 2.0, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._base = self.first
+
+
 class FrameQueue:
     """A bounded queue that never blocks the producer: when full, the oldest frame goes."""
 
@@ -105,7 +126,8 @@ class Grabber:
 
     def __init__(self, camera: CameraConfig, queue_size: int,
                  on_frame: Callable[[], None],
-                 on_status: Callable[[CameraStatus], None]) -> None:
+                 on_status: Callable[[CameraStatus], None],
+                 rng: random.Random | None = None) -> None:
         self.camera = camera
         self.queue = FrameQueue(queue_size)
         self.status = CameraStatus("connecting", None, time.time())
@@ -113,6 +135,8 @@ class Grabber:
         self.last_frame_at: float | None = None  # monotonic time of the newest frame
         self.frames_sampled_out = 0  # skipped evenly to keep within the scoring capacity
         self._sampler = FrameSampler(camera.max_fps)
+        self._backoff = Backoff()
+        self._rng = rng or random.Random()  # the reconnect jitter's source
         self._seq = 0
         self._on_frame = on_frame  # wakes the scorer
         self._on_status = on_status
@@ -128,7 +152,8 @@ class Grabber:
         source = self._source
         if source is not None:
             source.close()  # ends a capture's read loop after its current read
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # stopped before it started: nothing to join
+            self._thread.join(timeout)
         self._set_status("stopped", None)
 
     @property
@@ -172,7 +197,7 @@ class Grabber:
         self._on_status(self.status)
 
     def _run(self) -> None:
-        backoff, segment = 1.0, 0
+        segment = 0
         while not self._stop.is_set():
             self._set_status("connecting", None)
             segment += 1
@@ -180,16 +205,14 @@ class Grabber:
             if self._stop.is_set():
                 break
             if delivered:
-                backoff = 1.0
+                self._backoff.reset()
             if not live and delivered and self.camera.loop:
                 continue  # a looping recording starts again at once
             if not live and reason is None:
                 self._set_status("ended", "the recording ended")
                 return
             self._set_status("lost", reason or "the stream stopped delivering frames")
-            # Jitter keeps many cameras behind one failed switch from reconnecting in step.
-            self._stop.wait(backoff * random.uniform(0.8, 1.2))
-            backoff = min(backoff * 2.0, MAX_BACKOFF_S)
+            self._stop.wait(self._backoff.next_delay(self._rng))
 
     def _read_once(self, segment: int) -> tuple[bool, str | None, bool]:
         """Open the source and read it to its end: (delivered any frame, failure, is live)."""

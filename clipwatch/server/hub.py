@@ -21,12 +21,15 @@ import logging
 import struct
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from clipwatch.config import LiveConfig
+from clipwatch.server.messages import FrameHeader, to_wire
 from clipwatch.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -43,13 +46,12 @@ class LiveFrame:
     overlay: bytes | None
 
     def packet(self, overlay: bool) -> bytes | None:
-        """Binary message: 4-byte big-endian header length, JSON header, JPEG."""
+        """Binary message: 4-byte big-endian header length, JSON `FrameHeader`, JPEG."""
         jpeg = self.overlay if overlay and self.overlay is not None else self.plain
         if jpeg is None:
             return None
-        header = json.dumps({"camera": self.camera, "frame": self.frame,
-                             "captured_at": self.captured_at,
-                             "overlay": jpeg is self.overlay}).encode()
+        header = FrameHeader(camera=self.camera, frame=self.frame, captured_at=self.captured_at,
+                             overlay=jpeg is self.overlay).model_dump_json().encode()
         return struct.pack(">I", len(header)) + header + jpeg
 
 
@@ -96,9 +98,10 @@ class Hub:
         all_plain, all_overlay = self._all_wanted
         return plain or all_plain, overlay or all_overlay
 
-    def publish(self, message: dict[str, Any]) -> None:
-        """Thread-safe: queue a JSON message (score, status, alert, cameras) for clients."""
-        self._call(self._fan_out, message)
+    def publish(self, message: BaseModel | Mapping[str, Any]) -> None:
+        """Thread-safe: queue a message (score, status, alert, cameras) for clients; a model
+        from messages.py, or its `wire()` dict."""
+        self._call(self._fan_out, to_wire(message))
 
     def publish_frame(self, frame: LiveFrame) -> None:
         self._call(self._fan_out_frame, frame)
@@ -120,7 +123,8 @@ class Hub:
                 continue
             self.enqueue(client, message)
 
-    def enqueue(self, client: Client, message: dict[str, Any]) -> None:
+    def enqueue(self, client: Client, message: BaseModel | Mapping[str, Any]) -> None:
+        message = to_wire(message)
         if message["type"] == "score":
             client.scores.append(message)  # the deque's bound drops the oldest
         else:

@@ -1,9 +1,15 @@
-"""Camera pipelines: grabbed frames -> clips -> one batched detector -> scores, alerts, viewers.
+"""CameraPipeline: one camera, from its grabbed frames to scores, alerts and viewers.
 
-`CameraPipeline` owns one camera's state: its grabber, clip buffer (`ClipScorer`), live score
-and alert tracker. `InferenceLoop` is the one thread that runs the model: it gathers the due
-clips of every camera, reconstructs them in batches (so several cameras share each ONNX
-Runtime call), and hands each camera its scores. Alerts are stored before they are broadcast.
+It only wires the parts that each own one job:
+- `Grabber` (grabber.py): reads the source into a bounded queue, reconnects, status;
+- `FrameSequencer` (sequencer.py): sequence numbers and gaps;
+- `ClipScorer` (model/clip_scorer.py): clip window, per-frame errors, the live score; the
+  same object `replay` and `evaluate` score through;
+- `AlertTracker` (alerts.py): alerts open and close with hysteresis;
+- `AlertOutbox` (outbox.py): store, then broadcast, retried until stored;
+- `FramePublisher` (publisher.py): JPEGs to the viewers through the hub.
+The inference loop (inference_loop.py) takes each camera's due `ClipRequest`s, runs them in
+batches across cameras, and hands the reconstructions back to `handle`.
 """
 
 from __future__ import annotations
@@ -11,39 +17,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from clipwatch.config import AlertConfig, CameraConfig, LiveConfig
 from clipwatch.model.clip_scorer import ClipScorer, FrameScore
-from clipwatch.model.detector import Detector
-from clipwatch.model.heatmap import overlay
-from clipwatch.model.live_score import LiveScorer
+from clipwatch.model.reconstructor import ClipRequest
+from clipwatch.model.reconstructors import LoadedModel
 from clipwatch.model.sidecar import Calibration
-from clipwatch.server.alerts import AlertTracker, ScoredFrame, Transition
-from clipwatch.server.balance import CameraDemand, plan_rates
-from clipwatch.server.event_store import EventStore, StoreError, alert_message
+from clipwatch.server.alerts import AlertTracker, ScoredFrame
+from clipwatch.server.event_store import EventStore
 from clipwatch.server.grabber import CameraStatus, Grabber
-from clipwatch.server.hub import Hub, LiveFrame
+from clipwatch.server.hub import Hub
+from clipwatch.server.messages import ScoreMessage, StatusMessage
 from clipwatch.server.metrics import Metrics
-from clipwatch.stream.clip_buffer import Clip
-from clipwatch.stream.sources import mask_url
+from clipwatch.server.outbox import AlertOutbox
+from clipwatch.server.publisher import FramePublisher
+from clipwatch.server.sequencer import FrameSequencer
 
 log = logging.getLogger(__name__)
-
-MAX_UNSTORED = 10_000  # alert messages a camera holds while the store refuses them
 
 
 @dataclass
 class Services:
     """What every camera pipeline shares."""
 
-    detector: Detector  # the shipped graph, sidecar and input spec
-    reconstructor: Any  # the inference variant run live (model/reconstructors.py)
+    model: LoadedModel  # the checked graph, sidecar and the reconstructor run live
     store: EventStore
     hub: Hub
     metrics: Metrics
@@ -53,52 +53,45 @@ class Services:
     wake: threading.Event  # set by grabbers when frames arrive
 
 
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
+def camera_calibration(camera: CameraConfig, model: LoadedModel) -> Calibration | None:
+    """The calibration in force for a camera: its own constants, or the model's."""
+    own = model.sidecar.calibration
+    if camera.calibration is None:
+        return own
+    return Calibration(e_lo=camera.calibration.e_lo, e_hi=camera.calibration.e_hi,
+                       threshold=camera.calibration.threshold,
+                       false_alarm_rate=own.false_alarm_rate if own else 0.01,
+                       data=f"camera {camera.id} config", frames=0,
+                       scoring=model.sidecar.scoring)
 
 
 class CameraPipeline:
     def __init__(self, camera: CameraConfig, services: Services) -> None:
         self.camera = camera
         self.s = services
-        detector = services.detector
-        scoring = detector.sidecar.scoring
-        calibration = detector.sidecar.calibration
-        false_alarm_rate = calibration.false_alarm_rate if calibration else 0.01
-        if camera.calibration is not None:
-            calibration = Calibration(
-                e_lo=camera.calibration.e_lo, e_hi=camera.calibration.e_hi,
-                threshold=camera.calibration.threshold, false_alarm_rate=false_alarm_rate,
-                data=f"camera {camera.id} config", frames=0, scoring=scoring)
-        self.scorer = ClipScorer(detector, stride=camera.stride, keep_maps=True,
-                                 patch=scoring.patch,
-                                 clip_length=services.reconstructor.clip_length_override)
-        self.live = LiveScorer(scoring, calibration, camera.baseline_frames, false_alarm_rate,
-                               warmup_frames=detector.input_spec.clip_length - 1)
+        settings = services.model.settings(
+            camera.stride, camera_calibration(camera, services.model) or False,
+            baseline_frames=camera.baseline_frames)
+        self.scorer = ClipScorer(camera.id, settings, keep_maps=True)
+        self.sequencer = FrameSequencer()
         self.tracker = AlertTracker(camera.id, services.alerts)
-        # Transitions the store refused, oldest first, with their images; event ids of
-        # alerts by start time, for updates queued before their start was stored.
-        self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
-        self._event_ids: dict[float, int] = {}
-        self._unstored_logged = False
+        self.outbox = AlertOutbox(camera.id, services.store, services.hub.publish,
+                                  services.jpeg_quality, on_stored=self._alert_stored,
+                                  on_started=services.metrics.alerts.labels(camera.id).inc)
+        self.publisher = FramePublisher(camera.id, services.hub, services.jpeg_quality)
         # The grabber's own counts, and how much of each the metrics have been told.
         self._counted = {"frames_in": 0, "frames_sampled_out": 0, "frames_dropped": 0}
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
-        self._last: tuple[int, int] | None = None  # (segment, seq) of the last frame buffered
-        # Frames enter the clip scorer under a sequence number of their own, unique across
-        # reconnects and loops (source indices restart there): seq -> (index, capture time).
-        # The first frame after a gap also restarts the live score (warm-up, trailing mean);
-        # marked here because clips from before the gap may still be scored after it is seen.
-        self._seq = 0
-        self._frames: dict[int, tuple[int, float, bool]] = {}
-        self._after_gap = False
         self.last_regularity: float | None = None
+        self._learning = self.live.learning  # to tell viewers when the baseline is learned
         self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
                                on_status=self._on_status)
+
+    @property
+    def live(self):
+        """The camera's live score (calibration in force, baseline progress)."""
+        return self.scorer.live
 
     # -- status --------------------------------------------------------------------------
 
@@ -133,7 +126,8 @@ class CameraPipeline:
         shown = self.status  # 'learning' where the baseline is not learned yet
         self.s.metrics.camera_up.labels(self.camera.id).set(1 if status.state == "live" else 0)
         self.s.metrics.set_camera_state(self.camera.id, shown.state)
-        self.s.hub.publish({"type": "status", "camera": self.camera.id, **shown.to_dict()})
+        self.s.hub.publish(StatusMessage(camera=self.camera.id, state=shown.state,
+                                         reason=shown.reason, since=shown.since))
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -143,39 +137,40 @@ class CameraPipeline:
     def stop(self) -> None:
         self.stopped = True
         self.grabber.stop()
-        self._store_and_broadcast(self.tracker.close(time.time()))
+        self.outbox.send(self.tracker.close(time.time()))
+        self.s.model.reconstructor.reset(self.camera.id)
 
-    # -- frames in, clips out (inference thread) ----------------------------------------
+    @property
+    def unstored(self) -> int:
+        return self.outbox.waiting
 
-    def take_clips(self) -> list[Clip]:
-        if self._unstored:
-            self.retry_unstored()
-        clips = []
+    # -- frames in, requests out (inference thread) --------------------------------------
+
+    def take_requests(self) -> list[ClipRequest]:
+        """The camera's frames since the last call, as the clips now due for inference."""
+        if self.outbox.waiting:
+            self.outbox.retry()
         grabbed = self.grabber.queue.drain()
         self._update_counters()
         if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
             # A recording that ended will not calm down by itself: its alert ends with it.
-            self._store_and_broadcast(self.tracker.close(time.time()))
+            self.outbox.send(self.tracker.close(time.time()))
+        requests = []
         for item in grabbed:
-            key = (item.segment, item.seq)  # sampled-out frames are no gap; queue drops are
-            if self._last is not None and (key[0] != self._last[0] or key[1] != self._last[1] + 1):
-                # A gap (dropped frames, a reconnect, a loop): no clip may span it.
-                self._reset()
-            self._last = key
-            self._seq += 1
-            self._frames[self._seq] = (item.frame.index, item.captured_at, self._after_gap)
-            self._after_gap = False
+            frame, gap = self.sequencer.take(item)
+            if gap:  # no clip may span a gap
+                self.sequencer.forget(self.scorer.reset())
             try:
-                clip = self.scorer.add(item.frame._replace(index=self._seq))
+                request = self.scorer.add(frame)
             except ValueError as exc:  # a frame OpenCV decoded into an unusable shape
                 log.warning("camera %s: frame %d skipped: %s", self.camera.id,
                             item.frame.index, exc)
-                self._frames.pop(self._seq)
-                self._reset()
+                self.sequencer.forget([frame.index])
+                self.sequencer.forget(self.scorer.reset())
                 continue
-            if clip is not None:
-                clips.append(clip)
-        return clips
+            if request is not None:
+                requests.append(request)
+        return requests
 
     def _update_counters(self) -> None:
         """Bring the per-camera Prometheus counters up to the grabber's own counts: every
@@ -189,198 +184,39 @@ class CameraPipeline:
                     count - self._counted[name])
                 self._counted[name] = count
 
-    def _reset(self) -> None:
-        for seq in self.scorer.reset():
-            self._frames.pop(seq, None)
-        self._after_gap = True
+    # -- scores in (inference thread) ----------------------------------------------------
 
-    def handle(self, clip: Clip, recon_new: np.ndarray) -> None:
-        """Scores of one clip's new frames (their reconstructions) -> live scores, alerts,
-        viewers."""
+    def handle(self, request: ClipRequest, recon: np.ndarray) -> None:
+        """A request's reconstructions -> scores, alerts, viewers."""
         if self.stopped:
             return
-        for score in self.scorer.score_new(clip, recon_new):
+        for score in self.scorer.score(request, recon):
             self._handle_frame(score)
 
     def _handle_frame(self, score: FrameScore) -> None:
-        camera = self.camera.id
-        index, captured_at, after_gap = self._frames.pop(score.index)
-        if after_gap:
-            self.live.reset()
-        was_learning = self.live.learning
-        live = self.live.push(score.error)
-        if was_learning and not self.live.learning:
-            log.info("camera %s learned its baseline: %s", camera, self.live.calibration)
+        origin = self.sequencer.origin(score.index)
+        if self._learning and not self.live.learning:
+            self._learning = False
+            log.info("camera %s learned its baseline: %s", self.camera.id,
+                     self.live.calibration)
             self._on_status(self.grabber.status)  # 'learning' -> 'live' for the viewers
         threshold = self.threshold
         self.frames_scored += 1
-        self.s.metrics.frames_scored.labels(camera).inc()
-        self.last_regularity = live.regularity
-        transitions: list[Transition] = []
-        if live.regularity is not None and threshold is not None:
+        self.s.metrics.frames_scored.labels(self.camera.id).inc()
+        self.last_regularity = score.regularity
+        transitions = []
+        if score.regularity is not None and threshold is not None:
             transitions = self.tracker.push(ScoredFrame(
-                index, captured_at, live.regularity, threshold,
+                origin.index, origin.captured_at, score.regularity, threshold,
                 evidence=(score.image, score.error_map)))
-        self.s.hub.publish({
-            "type": "score", "camera": camera, "frame": index, "captured_at": captured_at,
-            "regularity": live.regularity, "error": live.error, "threshold": threshold,
-            "alerting": self.tracker.is_open})
-        self._store_and_broadcast(transitions)
-        self._publish_frame(score, index, captured_at)
+        self.s.hub.publish(ScoreMessage(
+            camera=self.camera.id, frame=origin.index, captured_at=origin.captured_at,
+            regularity=score.regularity, error=score.score_error, threshold=threshold,
+            alerting=self.tracker.is_open))
+        self.outbox.send(transitions)
+        self.publisher.publish(origin.index, origin.captured_at, score.image, score.error_map)
 
-    def _publish_frame(self, score: FrameScore, index: int, captured_at: float) -> None:
-        want_plain, want_overlay = self.s.hub.wants_frames(self.camera.id)
-        if score.image is None or not (want_plain or want_overlay):
-            return
-        quality = self.s.jpeg_quality
-        plain = encode_jpeg(score.image, quality) if want_plain else None
-        over = None
-        if want_overlay and score.error_map is not None:
-            over = encode_jpeg(overlay(score.image, score.error_map), quality)
-        self.s.hub.publish_frame(LiveFrame(self.camera.id, index, captured_at, plain,
-                                           over))
-
-    def _store_and_broadcast(self, transitions: list[Transition]) -> None:
-        """Store each transition, then broadcast it. One the store refuses (disk full, folder
-        gone) waits, in order, and is retried on every later call: alerts are never dropped
-        and never broadcast before they are stored."""
-        for transition in transitions:
-            images = None
-            if transition.worst is not None:
-                image, error_map = transition.worst
-                images = {"snapshot": encode_jpeg(image, self.s.jpeg_quality)}
-                if error_map is not None:
-                    images["heatmap"] = encode_jpeg(overlay(image, error_map),
-                                                    self.s.jpeg_quality)
-            if len(self._unstored) >= MAX_UNSTORED:
-                log.error("camera %s: %d alert messages wait for the store; dropping the "
-                          "oldest", self.camera.id, len(self._unstored))
-                self._unstored.pop(0)
-            self._unstored.append((transition, images))
-        self.retry_unstored()
-
-    @property
-    def unstored(self) -> int:
-        return len(self._unstored)
-
-    def retry_unstored(self) -> None:
-        while self._unstored:
-            transition, images = self._unstored[0]
-            alert = transition.alert
-            if alert.id is None and transition.kind != "start":
-                # Its start was stored late (it waited too): the event id is known by now.
-                alert = replace(alert, id=self._event_ids.get(alert.started_at))
-            try:
-                seq, event = self.s.store.record(transition.kind, alert, images)
-            except StoreError as exc:
-                if not self._unstored_logged:  # once per failing streak, not every retry
-                    log.error("%s (kept; retried until the store takes it)", exc)
-                    self._unstored_logged = True
-                return
-            self._unstored.pop(0)
-            self._unstored_logged = False
-            if transition.kind == "start":
-                self._event_ids[alert.started_at] = event["id"]
-                if self.tracker.alert is not None and \
-                        self.tracker.alert.started_at == alert.started_at:
-                    self.tracker.set_id(event["id"])
-                self.s.metrics.alerts.labels(self.camera.id).inc()
-            self.s.hub.publish(alert_message(seq, transition.kind, event))
-
-
-class InferenceLoop:
-    """The one thread that runs the detector over the due clips of every camera."""
-
-    def __init__(self, services: Services,
-                 pipelines: Callable[[], list[CameraPipeline]]) -> None:
-        self.s = services
-        self._pipelines = pipelines
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self.error: str | None = None
-        self.seconds_per_clip: float | None = None  # measured, smoothed
-        self._balanced_at = 0.0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.s.wake.set()
-        self._thread.join(10)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.s.wake.wait(0.5)
-            self.s.wake.clear()
-            try:
-                self.run_once()
-            except Exception as exc:  # keep scoring the other cameras; readiness shows it
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("inference loop failed; continuing")
-
-    def run_once(self) -> int:
-        """Score every clip that is due now; returns how many."""
-        work: list[tuple[CameraPipeline, Clip]] = []
-        pipelines = self._pipelines()
-        for pipeline in pipelines:
-            pipeline.grabber.check_stall()
-            work.extend((pipeline, clip) for clip in pipeline.take_clips())
-        started_all = time.perf_counter()
-        self._score(work)
-        if work:
-            spc = (time.perf_counter() - started_all) / len(work)
-            self.seconds_per_clip = spc if self.seconds_per_clip is None else \
-                0.8 * self.seconds_per_clip + 0.2 * spc
-        if time.monotonic() - self._balanced_at >= 1.0:
-            self._balanced_at = time.monotonic()
-            balance_cameras(pipelines, self.seconds_per_clip)
-        return len(work)
-
-    def _score(self, work: list[tuple[CameraPipeline, Clip]]) -> None:
-        size = self.s.detector.options.max_batch
-        for start in range(0, len(work), size):
-            chunk = work[start:start + size]
-            started = time.perf_counter()
-            recons = self.s.reconstructor.new_frames([(p.scorer, clip) for p, clip in chunk])
-            self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
-            self.s.metrics.batch_clips.observe(len(chunk))
-            for (pipeline, clip), recon in zip(chunk, recons, strict=True):
-                pipeline.handle(clip, recon)
-
-
-def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:
-    """Apply `plan_rates` (balance.py) to the live cameras."""
-    live = {p.camera.id: p for p in pipelines
-            if p.grabber.fps_in and p.grabber.status.state == "live"}
-    demands = [CameraDemand(cid, p.grabber.fps_in, p.scorer.buffer.stride,
-                            p.grabber.sample_fps is not None) for cid, p in live.items()]
-    for camera, rate in plan_rates(demands, seconds_per_clip).items():
-        live[camera].limit_rate(rate)
-
-
-def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[str, Any]:
-    """A camera as the API shows it: its config (credentials masked) and live state."""
-    view = camera.model_dump(mode="json")
-    view["source"] = mask_url(camera.source)
-    if pipeline is None:
-        status = CameraStatus("stopped", "disabled", time.time())
-        view.update(fps_in=None, sampled_fps=None, frames_sampled_out=0,
-                    status=status.to_dict(), effective_threshold=camera.threshold,
-                    frames_in=0, frames_scored=0, frames_dropped=0, regularity=None,
-                    active_calibration=None)
-        return view
-    cal = pipeline.live.calibration
-    view.update(
-        fps_in=pipeline.grabber.fps_in, sampled_fps=pipeline.grabber.sample_fps,
-        frames_sampled_out=pipeline.grabber.frames_sampled_out,
-        status=pipeline.status.to_dict(), effective_threshold=pipeline.threshold,
-        frames_in=pipeline.grabber.frames_in, frames_scored=pipeline.frames_scored,
-        frames_dropped=pipeline.grabber.queue.dropped, regularity=pipeline.last_regularity,
-        active_calibration=None if cal is None else
-        {"e_lo": cal.e_lo, "e_hi": cal.e_hi, "threshold": cal.threshold, "data": cal.data})
-    return view
+    def _alert_stored(self, started_at: float, event_id: int) -> None:
+        alert = self.tracker.alert
+        if alert is not None and alert.started_at == started_at:
+            self.tracker.set_id(event_id)

@@ -16,13 +16,16 @@ from typing import Any
 
 from clipwatch.config import CameraConfig, Config, save_config
 from clipwatch.errors import ClipwatchError
-from clipwatch.model.detector import Detector, DetectorOptions
-from clipwatch.model.reconstructors import make_reconstructor
+from clipwatch.model.detector import DetectorOptions
+from clipwatch.model.reconstructors import load_model
 from clipwatch.server.auth import Authenticator
-from clipwatch.server.event_store import EventStore, alert_message
+from clipwatch.server.camera_view import camera_view
+from clipwatch.server.event_store import EventStore
 from clipwatch.server.hub import Hub
+from clipwatch.server.inference_loop import InferenceLoop
+from clipwatch.server.messages import CamerasMessage, alert_message
 from clipwatch.server.metrics import Metrics
-from clipwatch.server.pipeline import CameraPipeline, InferenceLoop, Services, camera_view
+from clipwatch.server.pipeline import CameraPipeline, Services
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,11 @@ class Service:
         m = config.model
         options = DetectorOptions(device=m.device, intra_op_threads=m.threads,
                                   max_batch=m.max_batch)
-        self.detector = Detector(m.path, options)
-        self.reconstructor = make_reconstructor(m.variant, m.path, options, self.detector)
+        self.model = load_model(m.path, options, m.variant)
+        self.detector = self.model.detector
         self.store = EventStore(config.storage.dir)
         self.hub = Hub(config.live, self.metrics)
-        self.services = Services(self.detector, self.reconstructor, self.store, self.hub,
+        self.services = Services(self.model, self.store, self.hub,
                                  self.metrics, config.alerts, config.live,
                                  config.storage.jpeg_quality, threading.Event())
         self.pipelines: dict[str, CameraPipeline] = {}
@@ -168,7 +171,7 @@ class Service:
             save_config(self.config, self.config_path)
 
     def _announce(self) -> None:
-        self.hub.publish({"type": "cameras", "cameras": self.camera_views()})
+        self.hub.publish(CamerasMessage(cameras=self.camera_views()))
 
     # -- health --------------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ class Service:
         can be written."""
         checks = {
             "model": self.detector.path.name,
-            "variant": self.config.model.variant,
+            "variant": self.model.variant,
             "inference_running": self.inference.alive,
             "inference_error": self.inference.error,
             "store_writable": os.access(self.store.folder, os.W_OK)

@@ -37,16 +37,20 @@ class ClipBuffer:
     """Ring of the last `length` frames, emitting a clip every `stride` frames once full."""
 
     def __init__(self, length: int = 10, stride: int = 1) -> None:
-        if length < 1:
-            raise ClipwatchError(f"clip length must be at least 1, got {length}")
-        if not 1 <= stride <= length:
-            # A stride above the clip length would leave frames no clip ever covers.
-            raise ClipwatchError(f"stride must be between 1 and {length}, got {stride}")
+        self.check_stride(length, stride)
         self.length = length
         self.stride = stride
         self._frames: deque[np.ndarray] = deque(maxlen=length)
         self._indices: deque[int] = deque(maxlen=length)
         self._unscored = 0  # frames pushed since the last emitted clip
+
+    @staticmethod
+    def check_stride(length: int, stride: int) -> None:
+        if length < 1:
+            raise ClipwatchError(f"clip length must be at least 1, got {length}")
+        if not 1 <= stride <= length:
+            # A stride above the clip length would leave frames no clip ever covers.
+            raise ClipwatchError(f"stride must be between 1 and {length}, got {stride}")
 
     def __len__(self) -> int:
         return len(self._frames)

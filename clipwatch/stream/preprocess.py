@@ -36,6 +36,8 @@ class InputSpec:
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """A uint8 grayscale (H, W) view of a decoded frame (BGR, BGRA or already gray)."""
+    if image.size == 0:  # a decoder can hand over an empty frame; OpenCV would assert
+        raise ValueError(f"cannot read an empty frame (shape {image.shape}) as an image")
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[2] == 1:

@@ -1,10 +1,15 @@
-"""ClipScorer on real frames: one score per frame, e(t) from the clip ending at t, batching-safe."""
+"""ClipScorer on real frames: one score per frame, e(t) from the clip ending at t, batching-safe,
+gaps, and the live score read off the same objects."""
 
 import numpy as np
 import pytest
 
-from clipwatch.model.clip_scorer import ClipScorer
+from clipwatch.model.clip_scorer import ClipScorer, ScorerSettings
 from clipwatch.model.detector import Detector, DetectorOptions
+from clipwatch.model.reconstructors import FullClips
+from clipwatch.model.score_source import score_frames
+from clipwatch.model.scoring_options import ScoringOptions
+from clipwatch.model.sidecar import Calibration
 from clipwatch.stream.preprocess import preprocess
 from clipwatch.stream.sources import FolderSource
 
@@ -22,9 +27,10 @@ def detector(exported):
     return Detector(exported[1].onnx_path, DetectorOptions(device="cpu"))
 
 
-def score_all(detector, frames, **kwargs):
-    scorer = ClipScorer(detector, **kwargs)
-    scores = [s for f in frames for s in scorer.push(f)] + scorer.flush()
+def score_all(detector, frames, stride=1, batch_size=8, keep_maps=False):
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(), stride=stride)
+    scorer = ClipScorer("cam", settings, keep_maps=keep_maps)
+    scores = list(score_frames(frames, scorer, FullClips(detector), batch_size))
     return scores, scorer
 
 
@@ -60,3 +66,50 @@ def test_stride_scores_each_frame_once_with_fewer_clips(detector, frames):
     scores, scorer = score_all(detector, frames, stride=3, batch_size=8)
     assert [s.index for s in scores] == list(range(N_FRAMES))
     assert scorer.clips_scored == 3  # clips end at frames 9, 12, 15
+
+
+def test_a_gap_restarts_the_clips_and_the_live_score(detector, frames):
+    """After reset (a gap), no clip spans it, its first request is fresh, frames no clip took
+    are dropped, and the live score warms up again from the first frame after it."""
+    calibration = Calibration(e_lo=10.0, e_hi=100.0, threshold=0.5, false_alarm_rate=0.01,
+                              data="test", frames=100, scoring=ScoringOptions(smooth=3))
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(smooth=3),
+                              calibration=calibration)
+    scorer = ClipScorer("cam", settings)
+    reconstructor = FullClips(detector)
+    requests = [r for f in frames[:12] if (r := scorer.add(f)) is not None]
+    assert requests[0].fresh and not any(r.fresh for r in requests[1:])
+    assert scorer.reset() == []  # every frame so far was in a clip
+    after = [f._replace(index=100 + k) for k, f in enumerate(frames[:11])]
+    later = [r for f in after if (r := scorer.add(f)) is not None]
+    assert later[0].fresh and later[0].indices == tuple(range(100, 110))
+    scores = []
+    for request in requests + later:  # clips from before the gap are scored after it
+        scores += scorer.score(request, reconstructor.reconstruct([request])[0])
+    by_index = {s.index: s for s in scores}
+    assert sorted(by_index) == list(range(12)) + list(range(100, 111))
+    warm = detector.input_spec.clip_length - 1
+    for start in (0, 100):
+        for k in range(warm):
+            assert by_index[start + k].regularity is None
+            assert by_index[start + k].score_error == by_index[start + k].error
+        first = by_index[start + warm]
+        assert first.regularity is not None
+        assert first.score_error == pytest.approx(first.error)  # the mean starts afresh
+    # Frames a gap leaves unscored (no clip took them yet) are dropped and reported.
+    scorer.reset()
+    assert scorer.add(frames[0]._replace(index=500)) is None
+    assert scorer.reset() == [500]
+
+
+def test_offline_scorers_keep_every_position_of_every_clip(detector, frames):
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions())
+    scorer = ClipScorer("cam", settings, all_positions=True, extra_patches=(32,))
+    scores = list(score_frames(frames, scorer, FullClips(detector), 4))
+    assert len(scorer.clip_errors) == N_FRAMES - 9
+    first = scorer.clip_errors[0]
+    assert first.indices == tuple(range(10)) and first.new == 10
+    assert set(first.errors) == {"frame", "patch32"}
+    # The new positions' errors are the frames' scores.
+    later = scorer.clip_errors[3]
+    assert later.new == 1 and later.errors["frame"][-1] == pytest.approx(scores[12].error)

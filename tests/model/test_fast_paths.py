@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from clipwatch.errors import ModelError
-from clipwatch.model.clip_scorer import ClipScorer
+from clipwatch.model.clip_scorer import ClipScorer, ScorerSettings
 from clipwatch.model.detector import Detector
 from clipwatch.model.reconstructors import (
     FullClips,
@@ -20,6 +20,8 @@ from clipwatch.model.reconstructors import (
     StatefulFrames,
     make_reconstructor,
 )
+from clipwatch.model.score_source import score_frames
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.paths import DEFAULT_MODEL
 from clipwatch.stream.sources import open_source
 
@@ -38,42 +40,44 @@ def detector():
 
 
 def live_errors(reconstructor, detector, frames, stride=1, batch=1, cameras=1):
-    """e(t) per camera, scoring `cameras` identical streams together through new_frames."""
-    scorers = [ClipScorer(detector, stride=stride, keep_maps=True,
-                          clip_length=reconstructor.clip_length_override)
-               for _ in range(cameras)]
+    """e(t) per camera, scoring `cameras` identical streams together through reconstruct."""
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(),
+                              stride=stride, clip_length=reconstructor.clip_length)
+    scorers = [ClipScorer(f"cam{k}", settings, keep_maps=True) for k in range(cameras)]
     errors = [{} for _ in scorers]
     pending = []
 
     def run():
-        for (k, scorer, clip), recon in zip(pending, reconstructor.new_frames(
-                [(s, c) for _, s, c in pending]), strict=True):
-            for score in scorer.score_new(clip, recon):
+        recons = reconstructor.reconstruct([r for _, r in pending])
+        for (k, request), recon in zip(pending, recons, strict=True):
+            for score in scorers[k].score(request, recon):
                 errors[k][score.index] = score.error
                 assert score.error_map.sum() == pytest.approx(score.error, rel=1e-4)
         pending.clear()
 
     for frame in frames:
         for k, scorer in enumerate(scorers):
-            clip = scorer.add(frame)
-            if clip is not None:
-                pending.append((k, scorer, clip))
+            request = scorer.add(frame)
+            if request is not None:
+                pending.append((k, request))
         if len(pending) >= batch:
             run()
     for k, scorer in enumerate(scorers):
-        clip = scorer.buffer.flush()
-        if clip is not None:
-            pending.append((k, scorer, clip))
+        request = scorer.flush()
+        if request is not None:
+            pending.append((k, request))
     if pending:
         run()
     for scorer in scorers:  # the feature cache never outgrows one window
-        assert len(scorer.features) <= detector.input_spec.clip_length
+        cached = getattr(reconstructor, "features", {}).get(scorer.camera, {})
+        assert len(cached) <= detector.input_spec.clip_length
     return [np.array([e[i] for i in sorted(e)]) for e in errors]
 
 
 def reference_errors(detector, frames, stride=1):
-    scorer = ClipScorer(detector, stride=stride, batch_size=8)
-    scores = [s for f in frames for s in scorer.push(f)] + scorer.flush()
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(), stride=stride)
+    scorer = ClipScorer("reference", settings)
+    scores = score_frames(frames, scorer, FullClips(detector), 8)
     return np.array([s.error for s in sorted(scores, key=lambda s: s.index)])
 
 
@@ -132,3 +136,23 @@ def test_a_model_without_parts_is_refused_clearly_or_run_in_full(tmp_path):
     assert isinstance(make_reconstructor("auto", tmp_path / "bare.onnx"), FullClips)
     with pytest.raises(ModelError, match="unknown model variant"):
         make_reconstructor("warp", tmp_path / "bare.onnx")
+
+
+def test_a_fresh_request_restarts_a_cameras_carried_state(detector, frames):
+    """A gap inside one batch: the state restarts at the fresh request, not before."""
+    stateful = StatefulFrames(DEFAULT_MODEL)
+    settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(),
+                              clip_length=1)
+    scorer = ClipScorer("cam", settings)
+    before = [scorer.add(f) for f in frames[:12]]
+    scorer.reset()
+    after = [scorer.add(f._replace(index=100 + k)) for k, f in enumerate(frames[:12])]
+    assert after[0].fresh and not after[1].fresh
+    together = stateful.reconstruct(before + after)  # one call across the gap
+    for request, recon in zip(before + after, together, strict=True):
+        scorer.score(request, recon)
+    # After the gap the same frames from a zero state give the same reconstructions.
+    for k in range(12):
+        np.testing.assert_allclose(together[12 + k], together[k], rtol=1e-5, atol=1e-6)
+    stateful.reset("cam")
+    assert "cam" not in stateful.states

@@ -44,13 +44,16 @@ def clips_of(errors_by_end: dict[int, list[float]], length: int = 3) -> list[Cli
 def test_frame_series_newest_versus_overlap_mean():
     # Clips of 3 ending at frames 2, 3, 4; each value encodes (end, position).
     clips = clips_of({2: [1, 2, 3], 3: [20, 30, 40], 4: [300, 400, 500]})
-    indices, newest = frame_series(clips, ScoringOptions())
+    indices, newest = frame_series(clips, ScoringOptions(), warmup=0)
     assert list(indices) == [0, 1, 2, 3, 4]
     assert list(newest) == [1, 2, 3, 40, 500]
-    _, mean = frame_series(clips, ScoringOptions(overlap=True))
+    _, mean = frame_series(clips, ScoringOptions(overlap=True), warmup=0)
     assert list(mean) == pytest.approx([1, (2 + 20) / 2, (3 + 30 + 300) / 3, (40 + 400) / 2, 500])
-    _, smoothed = frame_series(clips, ScoringOptions(smooth=2))
+    _, smoothed = frame_series(clips, ScoringOptions(smooth=2), warmup=0)
     assert list(smoothed) == pytest.approx([1, 1.5, 2.5, 21.5, 270])
+    # As the live score runs it: warm-up frames keep their own error, out of the mean.
+    _, live = frame_series(clips, ScoringOptions(smooth=2), warmup=2)
+    assert list(live) == pytest.approx([1, 2, 3, 21.5, 270])
 
 
 @pytest.mark.parametrize("name", ["frame", "patch32", "frame+overlap", "patch16+overlap+smooth5",

@@ -17,6 +17,11 @@ import pytest
 from clipwatch.config import CameraConfig, Config, save_config
 
 ABNORMAL_FROM_INDEX = 60  # frame 61, 1-based, in the UCSD ground truth
+CLIP_LENGTH = 10  # frames per clip (the shipped model's)
+# What the server sends a websocket client without being asked: alerts, status and camera
+# list changes (to every client, whatever it subscribed to) and scores (to subscribers; video
+# frames are binary). A test waiting for the reply to what it sent skips these.
+UNPROMPTED_TYPES = frozenset({"alert", "status", "cameras", "score"})
 
 
 def ped2_clip01(shared_data: Path) -> Path:
@@ -46,6 +51,22 @@ def parse_frame(data: bytes) -> tuple[dict, bytes]:
     """A binary websocket message: (header, JPEG bytes)."""
     (length,) = struct.unpack(">I", data[:4])
     return json.loads(data[4:4 + length]), data[4 + length:]
+
+
+def receive_reply(ws, skip: frozenset[str] = UNPROMPTED_TYPES) -> dict:
+    """The next JSON message on a TestClient websocket that is not one of `skip` (by
+    default: the broadcasts any client may get at any time), skipping binary video frames.
+    The message is returned whatever its type, so a wrong reply still fails the test."""
+    while True:
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            pytest.fail(f"the server closed the websocket ({message.get('code')}: "
+                        f"{message.get('reason') or 'no reason'}) before it replied")
+        if message.get("text") is None:
+            continue  # a video frame
+        data = json.loads(message["text"])
+        if data.get("type") not in skip:
+            return data
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -15,8 +15,10 @@ import yaml
 from fastapi.testclient import TestClient
 from server_helpers import (
     ABNORMAL_FROM_INDEX,
+    CLIP_LENGTH,
     parse_frame,
     ped2_clip01,
+    receive_reply,
     replay_camera,
     wait_for,
     write_config,
@@ -24,6 +26,7 @@ from server_helpers import (
 
 from clipwatch.config import load_config
 from clipwatch.server.app import create_app
+from clipwatch.server.messages import SERVER_MESSAGES, FrameHeader
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +107,16 @@ def test_scores_and_frames_reach_the_websocket_client(live):
     assert status and status[-1]["state"] == "live"
 
 
+def test_every_message_sent_is_one_of_the_documented_types(live):
+    """What the pipeline, the store and the hub actually sent over a whole replay matches the
+    websocket contract in messages.py (the one /docs shows)."""
+    _, _, seen = live
+    kinds = {SERVER_MESSAGES.validate_python(m).type for m in seen["text"]}
+    assert {"hello", "score", "status", "alert"} <= kinds
+    for header, _ in seen["frames"]:
+        FrameHeader.model_validate(header)
+
+
 def test_acknowledge_with_a_note(live):
     client, _, seen = live
     event = next(m["alert"] for m in seen["text"] if m["type"] == "alert")
@@ -136,15 +149,15 @@ def test_a_reconnecting_client_gets_the_alerts_it_missed(live):
 
 def test_malformed_websocket_messages_get_an_error_and_the_connection_stays(live):
     client, _, _ = live
-    with client.websocket_connect("/ws") as ws:
-        assert ws.receive_json()["type"] == "hello"
+    with client.websocket_connect("/ws") as ws:  # alerts or status may arrive meanwhile
+        assert receive_reply(ws)["type"] == "hello"
         for bad in ("not json", "[1, 2]", '{"type": "subscribe", "cameras": 5}',
                     '{"type": "resume", "since": -1}', '{"type": "dance"}', "x" * 20000):
             ws.send_text(bad)
-            reply = ws.receive_json()
+            reply = receive_reply(ws)
             assert reply["type"] == "error", bad
         ws.send_json({"type": "ping"})
-        assert ws.receive_json()["type"] == "pong"
+        assert receive_reply(ws)["type"] == "pong"
 
 
 def test_camera_crud_validates_and_writes_the_config_back(live, shared_data):
@@ -198,15 +211,25 @@ def test_health_readiness_and_metrics(live):
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
-    wait_for(lambda: client.get("/api/cameras/ped2").json()["status"]["state"] == "ended", 30,
-             what="the end of the recording")
+    def accounted(view) -> int:  # frames scored, or counted as not scored (see below)
+        return view["frames_scored"] + view["frames_sampled_out"] + \
+            CLIP_LENGTH * view["frames_dropped"]
+    # (a slow machine may still be scoring the frames queued when the recording ended)
+    wait_for(lambda: (v := client.get("/api/cameras/ped2").json())["status"]["state"] ==
+             "ended" and accounted(v) >= 175, 30,
+             what="the end of the recording, its frames scored or counted")
     assert "recording ended" in client.get("/api/cameras/ped2").json()["status"]["reason"]
     text = client.get("/metrics").text
     metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
                if line and not line.startswith("#")}
     assert metrics['clipwatch_frames_in_total{camera="ped2"}'] == 180
-    # stride 5: the last frames wait for a clip that never comes once the recording ends
-    assert metrics['clipwatch_frames_scored_total{camera="ped2"}'] >= 175
+    # stride 5: the last frames wait for a clip that never comes once the recording ends;
+    # a machine that cannot score them all samples frames out or drops them (counted; a drop
+    # also costs the frames that waited for the clip it broke, a clip's length less one)
+    sampled_out = metrics.get('clipwatch_frames_sampled_out_total{camera="ped2"}', 0.0)
+    dropped = metrics.get('clipwatch_frames_dropped_total{camera="ped2"}', 0.0)
+    assert metrics['clipwatch_frames_scored_total{camera="ped2"}'] >= \
+        175 - sampled_out - CLIP_LENGTH * dropped
     assert metrics['clipwatch_alerts_total{camera="ped2"}'] >= 1
     assert metrics["clipwatch_inference_seconds_count"] > 0
     assert 'clipwatch_frame_to_viewer_seconds_count{camera="ped2"}' in metrics

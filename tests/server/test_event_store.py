@@ -4,6 +4,8 @@ import sqlite3
 
 from clipwatch.server.alerts import Alert
 from clipwatch.server.event_store import EventStore
+from clipwatch.server.messages import AlertMessage
+from clipwatch.server.schemas import Event
 
 
 def alert(camera="cam", started=100.0, **changes):
@@ -26,6 +28,10 @@ def test_a_whole_alert_is_stored_with_its_images_and_messages(tmp_path):
     assert ended["lowest_regularity"] == 0.1
     assert store.image_path(eid, "snapshot").read_bytes() == b"\xff\xd8jpeg"
     assert [m["event"] for m in store.messages_since(0)] == ["start", "update", "end"]
+    # as the websocket sends them: typed alert messages carrying the API's event
+    assert all(AlertMessage.model_validate(m).type == "alert" for m in store.messages_since(0))
+    assert Event.model_validate(ended).acknowledged is False
+    assert set(ended) == set(Event.model_fields)
     assert [m["seq"] for m in store.messages_since(seq1)] == [seq2, seq3]
     assert store.last_seq() == seq3
     # WAL mode: readers in other processes do not block the writer

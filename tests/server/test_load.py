@@ -1,7 +1,10 @@
 """Load on loopback: several cameras and many websocket clients, some deliberately slow
 (reading nothing), for a bounded time against a real `clipwatch serve`. Memory stays flat,
 fast clients keep their frame rate, no alert is lost. The figures go to
-test-artifacts/load.json (the bounds asserted are behaviour, not speed)."""
+test-artifacts/load.json (the bounds asserted are behaviour, not speed: a client's frame rate
+is compared with the frames the service scored in the same window, and those with the rate
+the service planned from its own measure of what it can score, so a slower or busier machine,
+where the service samples its cameras down, is held to what that machine can do)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from server_helpers import ServerProcess, free_port, replay_camera, write_config
@@ -16,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 CAMERAS, FAST_CLIENTS, SLOW_CLIENTS = 3, 8, 4
+CAMERA_FPS = 10.0  # each camera's recording, replayed at its own rate
 # The stalled clients are dropped by the server's keepalive about 40 s after they connect
 # (25 s into the window); the window runs on 20 s after that.
 WARMUP_S, DURATION_S = 15.0, 45.0
@@ -27,6 +32,17 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+def read_metrics(server) -> dict[str, float]:
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
+    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def total(metrics: dict[str, float], name: str) -> float:
+    """A per-camera counter summed over the cameras."""
+    return sum(v for k, v in metrics.items() if k.startswith(name + "{"))
 
 
 def ws_url(server) -> str:
@@ -87,7 +103,7 @@ class Client(threading.Thread):
 
 def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
     frames = shared_data / "ucsd_ped2" / "testing" / "frames"
-    cameras = [replay_camera(frames / f"{i:02d}", camera_id=f"cam{i}", loop=True, fps=10.0,
+    cameras = [replay_camera(frames / f"{i:02d}", camera_id=f"cam{i}", loop=True, fps=CAMERA_FPS,
                              stride=2, baseline_frames=None) for i in range(1, CAMERAS + 1)]
     for camera in cameras:  # the clips differ from the calibration data: a threshold that
         camera.threshold = 0.2  # alerts now and then keeps alerts flowing through the test
@@ -105,16 +121,15 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
         memory = [rss_mb(pid)]
         fast = [c for c in clients if not c.slow]
         frames_start = [c.frames for c in fast]
+        scored_start = total(read_metrics(server), "clipwatch_frames_scored_total")
         started = time.monotonic()
         while time.monotonic() - started < DURATION_S:
             time.sleep(5)
             memory.append(rss_mb(pid))
         elapsed = time.monotonic() - started
         rates = [(c.frames - f0) / elapsed for c, f0 in zip(fast, frames_start, strict=True)]
-        metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in
-                   __import__("urllib.request").request.urlopen(
-                       f"{server.url}/metrics", timeout=10).read().decode().splitlines()
-                   if line and not line.startswith("#")}
+        metrics = read_metrics(server)
+        cameras_seen = server.get_json("/api/cameras")
         with connect(ws_url(server)) as probe:
             last_seq = json.loads(probe.recv(timeout=10))["last_seq"]
         for client in clients:
@@ -129,8 +144,14 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
     finally:
         server.stop()
 
-    scored = sum(v for k, v in metrics.items() if k.startswith("clipwatch_frames_scored_total"))
-    dropped = sum(v for k, v in metrics.items() if k.startswith("clipwatch_frames_dropped_total"))
+    scored = total(metrics, "clipwatch_frames_scored_total")
+    dropped = total(metrics, "clipwatch_frames_dropped_total")
+    # The live frame rate: frames the service scored (each one is a video frame for every
+    # subscribed client) per second over the same window as the clients' rates; and what it
+    # planned to score: every frame, or the rate it sampled a camera down to where it
+    # measured that it cannot score them all.
+    scored_fps = (scored - scored_start) / elapsed
+    planned_fps = sum(min(CAMERA_FPS, c["sampled_fps"] or CAMERA_FPS) for c in cameras_seen)
     report = {
         "cameras": CAMERAS, "clients_fast": FAST_CLIENTS, "clients_slow": SLOW_CLIENTS,
         "duration_s": round(elapsed, 1), "rss_mb": [round(m, 1) for m in memory],
@@ -139,6 +160,11 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
         # over the last 15 s: flat means no queue or buffer keeps growing
         "rss_spread_last_15s_mb": round(max(memory[-4:]) - min(memory[-4:]), 1),
         "fast_client_frames_per_s": [round(r, 1) for r in rates],
+        "scored_frames_per_s": round(scored_fps, 1),
+        "planned_frames_per_s": round(planned_fps, 1),
+        "cameras_fps_in": [c["fps_in"] and round(c["fps_in"], 1) for c in cameras_seen],
+        "cameras_sampled_fps": [c["sampled_fps"] and round(c["sampled_fps"], 1)
+                                for c in cameras_seen],
         "frames_scored": scored, "frames_dropped_at_capture": dropped,
         "websocket_frames_dropped": metrics.get("clipwatch_websocket_frames_dropped_total"),
         "alert_messages": last_seq,
@@ -155,6 +181,9 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
     # between and after them: a step is an allocator settling, a leak would keep climbing.
     assert report["rss_growth_mb"] < 128
     assert report["rss_spread_last_15s_mb"] < 10
-    camera_fps = CAMERAS * 10.0
-    assert min(rates) > 0.7 * camera_fps  # fast clients keep (most of) the live frame rate
+    # The slow clients slow neither the pipeline (it scores most of what it planned: all 30
+    # frames/s where the machine can, what it sampled the cameras down to where it cannot)
+    # nor the fast clients (they keep most of the live frame rate).
+    assert scored_fps > 0.7 * planned_fps
+    assert min(rates) > 0.7 * scored_fps
     assert metrics["clipwatch_websocket_frames_dropped_total"] > 0  # the slow ones lost video

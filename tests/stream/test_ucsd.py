@@ -58,7 +58,12 @@ def test_official_layout(tif_scene: Path) -> None:
     assert ds is not None
     assert (ds.layout, ds.scene, len(ds.train), len(ds.test)) == ("official", "UCSDped2", 1, 1)
     (clip,) = ds.test
-    assert (clip.name, clip.abnormal_intervals, clip.mask_dir) == ("Test001", ((61, 180),), None)
+    assert (clip.name, clip.abnormal_intervals) == ("Test001", ((61, 180),))
+    assert clip.frames_dir == tif_scene / "Test" / "Test001"
+    # The shared copy carries Test001's pixel masks (`Test001_gt/*.bmp`), as the tarball
+    # does: the folder is found beside its clip (masks are not parsed yet) and is no clip.
+    masks = tif_scene / "Test" / "Test001_gt"
+    assert clip.mask_dir == (masks if masks.is_dir() else None)
     labels = clip.labels(180)
     assert labels is not None and labels[59:61].tolist() == [False, True]
     assert ds.train[0].name == "Train001" and ds.train[0].abnormal_intervals is None

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
 
-from clipwatch.config import (
-    CAMERA_ID_PATTERN,
-    MAX_STRIDE,
-    CameraCalibration,
-    CameraConfig,
-    one_line,
-)
+from clipwatch.config import CAMERA_ID_PATTERN, MAX_STRIDE, CameraCalibration, CameraConfig
 from clipwatch.errors import ClipwatchError
-from clipwatch.server.auth import Admin, Viewer
+from clipwatch.server.auth import Admin
 from clipwatch.server.deps import ServiceDep
+from clipwatch.server.errors import InvalidChange, responses, validated
+from clipwatch.server.schemas import CameraView
 from clipwatch.server.service import CameraConflict, Service, UnknownCamera
 from clipwatch.stream.sources import source_kind
 
@@ -43,58 +39,37 @@ def _check_source(camera: CameraConfig, service: Service) -> None:
     kind = source_kind(camera.source)
     allowed = service.config.server.allowed_sources
     if kind not in allowed:
-        raise HTTPException(status_code=422, detail=f"source: {kind!r} sources are not "
-                            f"allowed here (allowed: {', '.join(allowed)})")
-
-
-def _not_found(exc: UnknownCamera) -> HTTPException:
-    return HTTPException(status_code=404, detail=str(exc))
+        raise InvalidChange(f"source: {kind!r} sources are not allowed here "
+                            f"(allowed: {', '.join(allowed)})")
 
 
 @router.get("")
-def list_cameras(service: ServiceDep, _: Viewer) -> list[dict[str, Any]]:
-    return service.camera_views()
+def list_cameras(service: ServiceDep) -> list[CameraView]:
+    return [CameraView.model_validate(view) for view in service.camera_views()]
 
 
-@router.post("", status_code=201)
-def add_camera(camera: CameraConfig, service: ServiceDep, _: Admin) -> dict[str, Any]:
+@router.post("", status_code=201, responses=responses(CameraConflict, ClipwatchError))
+def add_camera(camera: CameraConfig, service: ServiceDep, _: Admin) -> CameraView:
     _check_source(camera, service)
-    try:
-        return service.add_camera(camera)
-    except CameraConflict as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    except ClipwatchError as exc:
-        raise HTTPException(status_code=500, detail=str(exc)) from None
+    return CameraView.model_validate(service.add_camera(camera))
 
 
-@router.get("/{camera_id}")
-def get_camera(camera_id: CameraId, service: ServiceDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return service.camera_view(camera_id)
-    except UnknownCamera as exc:
-        raise _not_found(exc) from None
+@router.get("/{camera_id}", responses=responses(UnknownCamera))
+def get_camera(camera_id: CameraId, service: ServiceDep) -> CameraView:
+    return CameraView.model_validate(service.camera_view(camera_id))
 
 
-@router.patch("/{camera_id}")
+@router.patch("/{camera_id}", responses=responses(UnknownCamera))
 def change_camera(patch: CameraPatch, camera_id: CameraId, service: ServiceDep,
-                  _: Admin) -> dict[str, Any]:
-    try:
-        current = service.camera(camera_id)
-        # Fields sent as null reset to their default (threshold: the calibration's).
-        merged = current.model_dump() | patch.model_dump(exclude_unset=True)
-        try:
-            camera = CameraConfig.model_validate(merged)
-        except ValidationError as exc:
-            raise HTTPException(status_code=422, detail=one_line(exc)) from None
-        _check_source(camera, service)
-        return service.replace_camera(camera)
-    except UnknownCamera as exc:
-        raise _not_found(exc) from None
+                  _: Admin) -> CameraView:
+    current = service.camera(camera_id)
+    # Fields sent as null reset to their default (threshold: the calibration's).
+    camera = validated(CameraConfig,
+                       current.model_dump() | patch.model_dump(exclude_unset=True))
+    _check_source(camera, service)
+    return CameraView.model_validate(service.replace_camera(camera))
 
 
-@router.delete("/{camera_id}", status_code=204)
+@router.delete("/{camera_id}", status_code=204, responses=responses(UnknownCamera))
 def remove_camera(camera_id: CameraId, service: ServiceDep, _: Admin) -> None:
-    try:
-        service.remove_camera(camera_id)
-    except UnknownCamera as exc:
-        raise _not_found(exc) from None
+    service.remove_camera(camera_id)

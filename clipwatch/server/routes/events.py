@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from clipwatch.server.auth import Viewer
 from clipwatch.server.deps import ServiceDep
+from clipwatch.server.errors import MissingImage, UnknownEvent, responses
 from clipwatch.server.event_store import StoreError, event_json
+from clipwatch.server.messages import AlertMessage
+from clipwatch.server.schemas import Event, EventPage
 from clipwatch.server.service import Service
 
 router = APIRouter(prefix="/api/events", tags=["events"])
+JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}}
 
 
 class Acknowledgement(BaseModel):
@@ -24,7 +27,6 @@ class Acknowledgement(BaseModel):
 @router.get("")
 def list_events(
     service: ServiceDep,
-    _: Viewer,
     camera: str | None = Query(None, max_length=32),
     since: float | None = Query(None, description="started at or after (epoch seconds)"),
     until: float | None = Query(None, description="started before (epoch seconds)"),
@@ -32,46 +34,47 @@ def list_events(
     state: Literal["open", "closed"] | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> dict[str, Any]:
+) -> EventPage:
     items, total = service.store.list(camera, since, until, acknowledged, state, limit, offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return EventPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{event_id}")
-def get_event(event_id: int, service: ServiceDep, _: Viewer) -> dict[str, Any]:
+@router.get("/{event_id}", responses=responses(UnknownEvent))
+def get_event(event_id: int, service: ServiceDep) -> Event:
     row = service.store.get(event_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"no event {event_id}")
-    return event_json(row)
+        raise UnknownEvent(f"no event {event_id}")
+    return Event.model_validate(event_json(row))
 
 
-@router.post("/{event_id}/ack")
-def acknowledge(event_id: int, body: Acknowledgement, service: ServiceDep,
-                _: Viewer) -> dict[str, Any]:
-    try:
-        result = service.store.acknowledge(event_id, body.note.strip())
-    except StoreError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from None
+@router.post("/{event_id}/ack", responses=responses(UnknownEvent, StoreError))
+def acknowledge(event_id: int, body: Acknowledgement, service: ServiceDep) -> Event:
+    """Mark the event acknowledged; viewers get an `alert` message with `event: "ack"`."""
+    result = service.store.acknowledge(event_id, body.note.strip())
     if result is None:
-        raise HTTPException(status_code=404, detail=f"no event {event_id}")
+        raise UnknownEvent(f"no event {event_id}")
     seq, event = result
-    service.hub.publish({"type": "alert", "seq": seq, "event": "ack", "alert": event})
-    return event
+    service.hub.publish(AlertMessage(seq=seq, event="ack", alert=event))
+    return Event.model_validate(event)
 
 
 def _image(event_id: int, name: str, service: Service) -> FileResponse:
     path = service.store.image_path(event_id, name)
     if path is None:
-        raise HTTPException(status_code=404, detail=f"event {event_id} has no {name}")
+        raise MissingImage(f"event {event_id} has no {name}")
     return FileResponse(path, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=60"})
 
 
-@router.get("/{event_id}/snapshot.jpg")
-def snapshot(event_id: int, service: ServiceDep, _: Viewer) -> FileResponse:
+@router.get("/{event_id}/snapshot.jpg", response_class=FileResponse,
+            responses=JPEG | responses(MissingImage))
+def snapshot(event_id: int, service: ServiceDep) -> FileResponse:
+    """The alert's worst frame."""
     return _image(event_id, "snapshot", service)
 
 
-@router.get("/{event_id}/heatmap.jpg")
-def heatmap(event_id: int, service: ServiceDep, _: Viewer) -> FileResponse:
+@router.get("/{event_id}/heatmap.jpg", response_class=FileResponse,
+            responses=JPEG | responses(MissingImage))
+def heatmap(event_id: int, service: ServiceDep) -> FileResponse:
+    """The worst frame with its heatmap over it."""
     return _image(event_id, "heatmap", service)

@@ -1,31 +1,38 @@
-"""Health (the process answers), readiness (it can score and store) and Prometheus metrics."""
+"""Health (the process answers), readiness (it can score and store) and Prometheus metrics.
+
+/healthz and /readyz are public (load balancers, orchestrators); /metrics needs a viewer.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clipwatch import __version__
-from clipwatch.server.auth import Viewer
+from clipwatch.server.auth import public
 from clipwatch.server.deps import ServiceDep
+from clipwatch.server.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def health() -> dict[str, Any]:
-    return {"status": "ok", "version": __version__}
+@public
+def health() -> Health:
+    return Health(status="ok", version=__version__)
 
 
-@router.get("/readyz")
-def ready(service: ServiceDep) -> JSONResponse:
-    checks = service.readiness()
-    return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
+@router.get("/readyz", responses={503: {"model": Readiness, "description": "not ready"}})
+@public
+def ready(service: ServiceDep, response: Response) -> Readiness:
+    checks = Readiness.model_validate(service.readiness())
+    if not checks.ready:
+        response.status_code = 503
+    return checks
 
 
-@router.get("/metrics")
-def metrics(service: ServiceDep, _: Viewer) -> Response:
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}},
+                             "description": "Prometheus text format"}})
+def metrics(service: ServiceDep) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,10 +1,12 @@
 """/ws: the live channel. Clients subscribe to cameras and get scores, frames and alerts.
 
-Client messages (JSON text):
-  {"type": "subscribe", "cameras": ["*"] | [ids], "video": true, "overlay": true}
-  {"type": "resume", "since": <last alert seq seen>}   alerts missed while away, from the store
-  {"type": "ping"}
-A malformed message gets an {"type": "error"} reply and the connection stays open.
+Every message both ways is defined in messages.py (and shown in /docs). Client messages:
+  subscribe  which cameras, with or without video and heatmap overlay
+  resume     the alert messages missed since a sequence number, from the store
+  ping       answered by a pong
+A malformed message gets an `error` reply and the connection stays open. The route is public
+to the app's auth default: it checks the credentials itself after accepting, so it can close
+with 4401, which a browser sees (a refused handshake is only "1006").
 """
 
 from __future__ import annotations
@@ -14,11 +16,22 @@ import json
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from clipwatch.config import one_line
+from clipwatch.server.auth import public
 from clipwatch.server.deps import connection_service
 from clipwatch.server.hub import Client
+from clipwatch.server.messages import (
+    CLIENT_MESSAGE_MODELS,
+    WS_PATH,
+    ErrorMessage,
+    HelloMessage,
+    PingMessage,
+    PongMessage,
+    ResumeMessage,
+    SubscribeMessage,
+)
 from clipwatch.server.service import Service
 
 router = APIRouter()
@@ -27,52 +40,40 @@ UNAUTHORIZED = 4401  # application close code: the viewer shows its login form
 RESUME_LIMIT = 5000  # alert messages replayed at most; older ones are in /api/events
 
 
-class Subscribe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str
-    cameras: list[str] = Field(default_factory=lambda: ["*"], max_length=256)
-    video: bool = True
-    overlay: bool = True
-
-
-class Resume(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str
-    since: int = Field(ge=0)
-
-
 def _error(client: Client, service: Service, message: str) -> None:
-    service.hub.enqueue(client, {"type": "error", "message": message})
+    service.hub.enqueue(client, ErrorMessage(message=message))
 
 
 def _handle(text: str, client: Client, service: Service) -> None:
     if len(text) > MAX_MESSAGE_BYTES:
         return _error(client, service, f"message too long (over {MAX_MESSAGE_BYTES} bytes)")
     try:
-        message = json.loads(text)
+        raw = json.loads(text)
     except json.JSONDecodeError:
         return _error(client, service, "message is not JSON")
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         return _error(client, service, "message must be a JSON object with a 'type'")
-    kind = message["type"]
+    kind = raw["type"]
+    model = CLIENT_MESSAGE_MODELS.get(kind)
+    if model is None:
+        return _error(client, service, f"unknown message type {kind!r}")
     try:
-        if kind == "subscribe":
-            sub = Subscribe.model_validate(message)
-            cameras = None if "*" in sub.cameras else set(sub.cameras)
-            service.hub.subscribe(client, cameras, sub.video, sub.overlay)
-        elif kind == "resume":
-            resume = Resume.model_validate(message)
-            for missed in service.store.messages_since(resume.since, RESUME_LIMIT):
-                service.hub.enqueue(client, missed)
-        elif kind == "ping":
-            service.hub.enqueue(client, {"type": "pong", "server_time": time.time()})
-        else:
-            _error(client, service, f"unknown message type {kind!r}")
+        message = model.model_validate(raw)
     except ValidationError as exc:
-        _error(client, service, f"{kind}: {one_line(exc)}")
+        return _error(client, service, f"{kind}: {one_line(exc)}")
+    match message:
+        case SubscribeMessage():
+            cameras = None if "*" in message.cameras else set(message.cameras)
+            service.hub.subscribe(client, cameras, message.video, message.overlay)
+        case ResumeMessage():
+            for missed in service.store.messages_since(message.since, RESUME_LIMIT):
+                service.hub.enqueue(client, missed)
+        case PingMessage():
+            service.hub.enqueue(client, PongMessage(server_time=time.time()))
 
 
-@router.websocket("/ws")
+@router.websocket(WS_PATH)
+@public
 async def live(websocket: WebSocket) -> None:
     service = connection_service(websocket)
     await websocket.accept()
@@ -81,9 +82,9 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(code=UNAUTHORIZED, reason="sign in or send a valid API token")
         return
     client = service.hub.connect(websocket)
-    service.hub.enqueue(client, {"type": "hello", "server_time": time.time(),
-                                 "last_seq": service.store.last_seq(),
-                                 "cameras": service.camera_views()})
+    service.hub.enqueue(client, HelloMessage(server_time=time.time(),
+                                             last_seq=service.store.last_seq(),
+                                             cameras=service.camera_views()))
     sender = asyncio.create_task(service.hub.run_sender(client))
     try:
         while not sender.done():

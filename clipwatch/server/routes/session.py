@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from clipwatch.server.auth import SESSION_COOKIE, Viewer
+from clipwatch.server.auth import SESSION_COOKIE, Viewer, public
 from clipwatch.server.deps import ServiceDep
+from clipwatch.server.schemas import Account, ErrorBody, Me
 
 router = APIRouter(prefix="/api", tags=["session"])
 
@@ -19,9 +18,12 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/login")
-def login(body: Login, request: Request, response: Response,
-          service: ServiceDep) -> dict[str, Any]:
+@router.post("/login", responses={
+    400: {"model": ErrorBody, "description": "auth is off: there is nothing to sign in to"},
+    401: {"model": ErrorBody, "description": "wrong name or password"}})
+@public
+def login(body: Login, request: Request, response: Response, service: ServiceDep) -> Account:
+    """Sign in: sets an HttpOnly, SameSite=Strict session cookie."""
     if not service.auth.enabled:
         raise HTTPException(status_code=400, detail="auth is off: there is nothing to sign in to")
     session = service.auth.login(body.name, body.password)
@@ -31,11 +33,13 @@ def login(body: Login, request: Request, response: Response,
                         secure=request.url.scheme == "https",
                         max_age=int(service.config.auth.session_hours * 3600), path="/")
     principal = service.auth.identify_session(session)
-    return {"name": principal.name, "role": principal.role}
+    return Account(name=principal.name, role=principal.role)
 
 
 @router.post("/logout", status_code=204)
+@public
 def logout(request: Request, response: Response, service: ServiceDep) -> None:
+    """End this session (if any) and clear its cookie."""
     session = request.cookies.get(SESSION_COOKIE)
     if session:
         service.auth.logout(session)
@@ -43,5 +47,5 @@ def logout(request: Request, response: Response, service: ServiceDep) -> None:
 
 
 @router.get("/me")
-def me(principal: Viewer, service: ServiceDep) -> dict[str, Any]:
-    return {"name": principal.name, "role": principal.role, "auth": service.auth.enabled}
+def me(principal: Viewer, service: ServiceDep) -> Me:
+    return Me(name=principal.name, role=principal.role, auth=service.auth.enabled)

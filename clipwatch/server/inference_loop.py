@@ -1,0 +1,93 @@
+"""InferenceLoop: the one thread that runs the model over the due clips of every camera.
+
+Each pass takes every camera's due requests, reconstructs them in batches of up to
+`max_batch` (so several cameras share each ONNX Runtime call), and hands each camera its
+reconstructions. It measures the cost of a clip, and once a second shares that capacity
+among the cameras (balance.py): faster ones sample their frames down evenly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from clipwatch.model.reconstructor import ClipRequest
+from clipwatch.server.balance import CameraDemand, plan_rates
+from clipwatch.server.pipeline import CameraPipeline, Services
+
+log = logging.getLogger(__name__)
+
+
+class InferenceLoop:
+    def __init__(self, services: Services,
+                 pipelines: Callable[[], list[CameraPipeline]]) -> None:
+        self.s = services
+        self._pipelines = pipelines
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self.error: str | None = None
+        self.seconds_per_clip: float | None = None  # measured, smoothed
+        self._balanced_at = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.s.wake.set()
+        self._thread.join(10)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.s.wake.wait(0.5)
+            self.s.wake.clear()
+            try:
+                self.run_once()
+            except Exception as exc:  # keep scoring the other cameras; readiness shows it
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("inference loop failed; continuing")
+
+    def run_once(self) -> int:
+        """Score every clip that is due now; returns how many."""
+        work: list[tuple[CameraPipeline, ClipRequest]] = []
+        pipelines = self._pipelines()
+        for pipeline in pipelines:
+            pipeline.grabber.check_stall()
+            work.extend((pipeline, request) for request in pipeline.take_requests())
+        started_all = time.perf_counter()
+        self._score(work)
+        if work:
+            spc = (time.perf_counter() - started_all) / len(work)
+            self.seconds_per_clip = spc if self.seconds_per_clip is None else \
+                0.8 * self.seconds_per_clip + 0.2 * spc
+        if time.monotonic() - self._balanced_at >= 1.0:
+            self._balanced_at = time.monotonic()
+            balance_cameras(pipelines, self.seconds_per_clip)
+        return len(work)
+
+    def _score(self, work: list[tuple[CameraPipeline, ClipRequest]]) -> None:
+        size = self.s.model.detector.options.max_batch
+        for start in range(0, len(work), size):
+            chunk = work[start:start + size]
+            started = time.perf_counter()
+            recons = self.s.model.reconstructor.reconstruct([r for _, r in chunk])
+            self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
+            self.s.metrics.batch_clips.observe(len(chunk))
+            for (pipeline, request), recon in zip(chunk, recons, strict=True):
+                pipeline.handle(request, recon)
+
+
+def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:
+    """Apply `plan_rates` (balance.py) to the live cameras."""
+    live = {p.camera.id: p for p in pipelines
+            if p.grabber.fps_in and p.grabber.status.state == "live"}
+    demands = [CameraDemand(cid, p.grabber.fps_in, p.scorer.stride,
+                            p.grabber.sample_fps is not None) for cid, p in live.items()]
+    for camera, rate in plan_rates(demands, seconds_per_clip).items():
+        live[camera].limit_rate(rate)

@@ -1,0 +1,100 @@
+"""AlertOutbox: a camera's alert transitions, stored first, then broadcast; never lost.
+
+A transition the store refuses (disk full, folder gone) waits, in order, and is retried on
+every later call; nothing is broadcast before it is stored. The event id of an alert is
+known only once its start is stored, so updates and ends queued meanwhile get it then (a
+bounded map from an alert's start time to its event id).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from clipwatch.server.alerts import Transition
+from clipwatch.server.event_store import StoreError
+from clipwatch.server.jpeg import encode_jpeg, overlay_jpeg
+from clipwatch.server.messages import alert_message
+
+log = logging.getLogger(__name__)
+
+MAX_UNSTORED = 10_000  # alert messages a camera holds while the store refuses them
+MAX_EVENT_IDS = 256  # alerts whose event id is remembered for transitions stored late
+
+
+class AlertOutbox:
+    """`store.record(kind, alert, images)` first, then `publish(message)`.
+
+    `on_stored(started_at, event_id)` tells the alert tracker its alert's id; `on_started`
+    counts a stored alert (metrics)."""
+
+    def __init__(self, camera: str, store: Any, publish: Callable[[dict], None],
+                 jpeg_quality: int, on_stored: Callable[[float, int], None] = lambda *_: None,
+                 on_started: Callable[[], None] = lambda: None,
+                 max_unstored: int = MAX_UNSTORED) -> None:
+        self.camera = camera
+        self.store = store
+        self.publish = publish
+        self.quality = jpeg_quality
+        self.on_stored = on_stored
+        self.on_started = on_started
+        self.max_unstored = max_unstored
+        self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
+        self._event_ids: OrderedDict[float, int] = OrderedDict()
+        self._failing_logged = False
+        self.dropped = 0  # only past max_unstored, logged: the one way an alert is lost
+
+    @property
+    def waiting(self) -> int:
+        return len(self._unstored)
+
+    def send(self, transitions: list[Transition]) -> None:
+        """Queue transitions (with their evidence as JPEGs) and deliver what the store takes."""
+        for transition in transitions:
+            if len(self._unstored) >= self.max_unstored:
+                log.error("camera %s: %d alert messages wait for the store; dropping the "
+                          "oldest", self.camera, len(self._unstored))
+                self._unstored.pop(0)
+                self.dropped += 1
+            self._unstored.append((transition, self._images(transition)))
+        self.retry()
+
+    def _images(self, transition: Transition) -> dict[str, bytes] | None:
+        if transition.worst is None:
+            return None
+        image, error_map = transition.worst
+        images = {"snapshot": encode_jpeg(image, self.quality)}
+        if error_map is not None:
+            images["heatmap"] = overlay_jpeg(image, error_map, self.quality)
+        return images
+
+    def retry(self) -> None:
+        """Deliver the waiting transitions in order, up to the first the store refuses."""
+        while self._unstored:
+            transition, images = self._unstored[0]
+            alert = transition.alert
+            if alert.id is None and transition.kind != "start":
+                # Its start was stored late (it waited too): the event id is known by now.
+                alert = replace(alert, id=self._event_ids.get(alert.started_at))
+            try:
+                seq, event = self.store.record(transition.kind, alert, images)
+            except StoreError as exc:
+                if not self._failing_logged:  # once per failing streak, not every retry
+                    log.error("%s (kept; retried until the store takes it)", exc)
+                    self._failing_logged = True
+                return
+            self._unstored.pop(0)
+            self._failing_logged = False
+            if transition.kind == "start":
+                self._remember(alert.started_at, event["id"])
+                self.on_stored(alert.started_at, event["id"])
+                self.on_started()
+            self.publish(alert_message(seq, transition.kind, event))
+
+    def _remember(self, started_at: float, event_id: int) -> None:
+        self._event_ids[started_at] = event_id
+        while len(self._event_ids) > MAX_EVENT_IDS:
+            self._event_ids.popitem(last=False)

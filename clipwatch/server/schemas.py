@@ -1,0 +1,146 @@
+"""What the REST API answers: one pydantic model per response body, shared with the websocket.
+
+Routes declare these as their return types, so FastAPI checks every answer against them and
+the OpenAPI page (/docs) shows them. A camera and an event look the same in a REST answer as
+in a websocket message (messages.py reuses `CameraView` and `Event`). The models forbid
+unknown fields: a field added to what the service returns must be added here too, or the
+answer fails loudly in the tests instead of drifting from the documented contract.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clipwatch.config import AlertConfig, CameraConfig
+
+CameraState = Literal["connecting", "learning", "live", "lost", "ended", "stopped"]
+Role = Literal["viewer", "admin"]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Answer):
+    """Every refusal (4xx, 5xx) has this shape, as FastAPI's own errors do (422 from request
+    validation carries a list of problems in `detail` instead)."""
+
+    detail: str = Field(description="what is wrong, in one line")
+
+
+# -- cameras -----------------------------------------------------------------------------------
+
+
+class CameraStatusView(_Answer):
+    state: CameraState = Field(description="connecting, learning (its baseline), live, lost, "
+                                           "ended (a file or folder played out), stopped "
+                                           "(disabled)")
+    reason: str | None = Field(description="why, for a person: an error, 'scoring 5.0 of 25.0 "
+                                           "frames/s', the baseline's progress")
+    since: float = Field(description="when it entered this state (epoch seconds)")
+
+
+class ActiveCalibration(_Answer):
+    """The causal-score constants in force: the camera's own, learned, or the model's."""
+
+    e_lo: float = Field(description="e(t) that scores regularity 1")
+    e_hi: float = Field(description="the scale of e(t) above e_lo")
+    threshold: float = Field(description="regularity below this is abnormal")
+    data: str = Field(description="where the calibration came from")
+
+
+class CameraView(CameraConfig):
+    """A camera as the API and the websocket show it: its config (a password in the source is
+    masked) and its live state and counters."""
+
+    status: CameraStatusView
+    effective_threshold: float | None = Field(
+        description="the alert threshold in force: the camera's own, else its calibration's "
+                    "(None until a baseline is learned)")
+    fps_in: float | None = Field(description="frames/s arriving from the source")
+    sampled_fps: float | None = Field(description="frames/s kept for scoring when the camera "
+                                                  "is sampled down (None: every frame)")
+    frames_in: int = Field(description="frames read, those sampled out or dropped too")
+    frames_scored: int
+    frames_dropped: int = Field(description="frames the full queue dropped (scoring fell "
+                                            "behind)")
+    frames_sampled_out: int = Field(description="frames left out evenly to keep up")
+    regularity: float | None = Field(description="the latest causal regularity (None while "
+                                                 "learning or before the first score)")
+    active_calibration: ActiveCalibration | None
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class Event(_Answer):
+    """One alert: from its start to its end, with its worst frame."""
+
+    id: int
+    camera: str
+    state: Literal["open", "closed"]
+    started_at: float = Field(description="epoch seconds")
+    ended_at: float | None
+    updated_at: float
+    start_frame: int = Field(description="the camera's frame index where it opened")
+    lowest_regularity: float
+    worst_frame: int = Field(description="the frame of the lowest regularity")
+    worst_at: float
+    threshold: float = Field(description="the threshold it crossed")
+    frames: int = Field(description="frames it has lasted")
+    acknowledged: bool
+    ack_note: str | None
+    acknowledged_at: float | None
+    snapshot_url: str | None = Field(description="the worst frame (JPEG); None once retention "
+                                                 "deleted it")
+    heatmap_url: str | None = Field(description="the worst frame with its heatmap (JPEG)")
+
+
+class EventPage(_Answer):
+    items: list[Event] = Field(description="newest first")
+    total: int = Field(description="events matching the filters, over all pages")
+    limit: int
+    offset: int
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+class Health(_Answer):
+    status: Literal["ok"]
+    version: str
+
+
+class Readiness(_Answer):
+    """503 with the same body when not ready."""
+
+    ready: bool = Field(description="started, scoring, and the store can be written")
+    model: str = Field(description="the model file's name")
+    variant: str = Field(description="the inference variant configured (model.variant)")
+    inference_running: bool
+    inference_error: str | None = Field(description="the inference thread's last failure")
+    store_writable: bool
+    store_error: str | None = Field(description="why the last store write failed")
+    alerts_waiting_for_store: int = Field(description="alert messages held until the store "
+                                                      "takes them")
+    cameras: dict[str, CameraState] = Field(description="each running camera's state")
+
+
+# -- session and admin -------------------------------------------------------------------------
+
+
+class Account(_Answer):
+    """An operator login (never its password hash)."""
+
+    name: str
+    role: Role
+
+
+class Me(Account):
+    auth: bool = Field(description="whether auth is configured (off: every caller is admin)")
+
+
+class Settings(_Answer):
+    alerts: AlertConfig
