@@ -4,7 +4,8 @@ Starts `clipwatch serve` (the demo camera unless --config is given) on a free po
 viewer in headless Chromium (Debian's, through Playwright), and for --seconds collects what
 the page measured for every frame it received: its arrival time minus the frame's capture
 time (same machine, same clock). Prints p50/p95/p99 and saves a screenshot of the viewer
-while an alert is open.
+while an alert is open. The page measures only when asked to: it is opened with
+`?instrument=1`, which puts its figures on window.clipwatch (static/js/instrument.js).
 
     .venv/bin/python scripts/viewer_latency.py --seconds 60 --screenshot viewer-alert.png
 """
@@ -73,7 +74,7 @@ def main() -> int:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                  args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(url)
+            page.goto(f"{url}/?instrument=1")  # the page's measurements are opt-in
             started = time.monotonic()
             shot = None
             while time.monotonic() - started < args.seconds:
@@ -84,9 +85,12 @@ def main() -> int:
                     page.screenshot(path=args.screenshot)
                     shot = args.screenshot
                 page.wait_for_timeout(250)
-            latencies = page.evaluate("window.clipwatch.latencies.slice()")
-            indices = page.evaluate("window.clipwatch.latencyFrames.slice()")
-            frames = page.evaluate("window.clipwatch.frameCount")
+            # one evaluate, so the samples and their frame indices are from the same moment
+            measured = page.evaluate("({latencies: window.clipwatch.latencies.slice(),"
+                                     " indices: window.clipwatch.latencyFrames.slice(),"
+                                     " frames: {...window.clipwatch.frameCount}})")
+            latencies, indices = measured["latencies"], measured["indices"]
+            frames = measured["frames"]
             browser.close()
         metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
     finally:

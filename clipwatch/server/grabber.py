@@ -58,13 +58,18 @@ class FrameSampler:
     def __init__(self, max_fps: float | None = None) -> None:
         self.max_fps = max_fps
         self.fps_in: float | None = None
+        self._interval: float | None = None  # smoothed seconds between frames
         self._last: float | None = None
         self._next_due = 0.0
 
     def take(self, now: float) -> bool:
         if self._last is not None and now > self._last:
-            rate = 1.0 / (now - self._last)
-            self.fps_in = rate if self.fps_in is None else 0.9 * self.fps_in + 0.1 * rate
+            # The mean interval, then its inverse: a burst after a stall (intervals near 0)
+            # would send a mean of instantaneous rates to hundreds of frames a second.
+            interval = now - self._last
+            self._interval = interval if self._interval is None else \
+                0.9 * self._interval + 0.1 * interval
+            self.fps_in = 1.0 / self._interval
         self._last = now
         if not self.max_fps:
             return True

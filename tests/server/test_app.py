@@ -239,6 +239,6 @@ def test_health_readiness_and_metrics(live):
 def test_the_viewer_is_served_without_anything_from_the_internet(live):
     client, _, _ = live
     page = client.get("/")
-    assert page.status_code == 200 and "viewer.js" in page.text
+    assert page.status_code == 200 and "js/main.js" in page.text
     assert "http://" not in page.text and "https://" not in page.text
-    assert client.get("/static/viewer.js").status_code == 200
+    assert client.get("/static/js/main.js").status_code == 200

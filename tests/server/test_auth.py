@@ -46,7 +46,7 @@ def test_without_credentials_only_health_and_the_page_answer(secured):
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == "Bearer"
     assert client.post("/api/events/1/ack", json={"note": ""}).status_code == 401
-    for path in ("/healthz", "/readyz", "/", "/static/viewer.js"):
+    for path in ("/healthz", "/readyz", "/", "/static/js/main.js"):
         assert client.get(path).status_code == 200, path
     assert client.get("/api/cameras", headers=bearer("wrong")).status_code == 401
     assert client.get("/api/cameras", headers={"Authorization": "Basic x"}).status_code == 401

@@ -360,3 +360,16 @@ def test_check_stall_needs_a_frame_first() -> None:
     assert grabber.last_frame_at is None
     assert not grabber.check_stall(now=1e9)
     assert grabber.status.state == "live"
+
+
+def test_a_burst_after_a_stall_does_not_send_the_measured_rate_through_the_roof() -> None:
+    sampler = FrameSampler()
+    t = 0.0
+    for _ in range(50):  # 20 fps
+        sampler.take(t)
+        t += 0.05
+    t += 2.0  # a stall, then the frames it held back arrive at once
+    for _ in range(10):
+        sampler.take(t)
+        t += 0.001
+    assert sampler.fps_in < 40.0

@@ -122,7 +122,7 @@ def test_every_route_needs_a_principal_unless_it_is_public_on_purpose(secured):
             assert response.json() == {"detail": "wrong name or password"}
         else:
             assert response.status_code in (200, 204, 503), (method, path)
-    assert client.get("/static/viewer.js").status_code == 200
+    assert client.get("/static/js/main.js").status_code == 200
     with client.websocket_connect("/ws") as ws, pytest.raises(WebSocketDisconnect) as closed:
         ws.receive_json()
     assert closed.value.code == 4401

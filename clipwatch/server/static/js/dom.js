@@ -1,0 +1,29 @@
+/*
+ * dom.js: element helpers and the page's fixed elements (looked up once, by id).
+ */
+
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Filled by bindDom() at startup; references only, never state.
+export const dom = {};
+
+export function bindDom() {
+  Object.assign(dom, {
+    conn: $('conn'), overlay: $('overlay-toggle'), tiles: $('tiles'), tilesEmpty: $('tiles-empty'),
+    alerts: $('alerts'), alertsEmpty: $('alerts-empty'), unack: $('unack-count'),
+    histCamera: $('history-camera'), histAck: $('history-ack'), histRows: $('history-rows'),
+    histPage: $('history-page'), histPrev: $('history-prev'), histNext: $('history-next'),
+    histRefresh: $('history-refresh'), histStatus: $('history-status'),
+    lightbox: $('lightbox'), lightboxImg: $('lightbox-img'),
+    lightboxCaption: $('lightbox-caption'), lightboxClose: $('lightbox-close'),
+    login: $('login'), loginName: $('login-name'), loginPassword: $('login-password'),
+    loginError: $('login-error'),
+  });
+}
