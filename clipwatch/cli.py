@@ -251,14 +251,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from clipwatch.model.bench import VARIANT_TEXT, format_table, run_bench
     from clipwatch.model.detector import DetectorOptions
 
-    unknown = [v for v in args.variants if v not in VARIANT_TEXT]
+    variants = tuple(args.variants or VARIANT_TEXT)  # the reference first, as always
+    unknown = [v for v in variants if v not in VARIANT_TEXT]
     if unknown:
         raise ClipwatchError(f"unknown variant {unknown[0]!r} (use {', '.join(VARIANT_TEXT)})")
     if args.auc and not Path(args.auc).is_dir():
         raise ClipwatchError(f"--auc: {args.auc} is not a folder (give a UCSD root)")
     options = DetectorOptions(device=args.device, intra_op_threads=args.threads)
     report = run_bench(Path(args.model), Path(args.frames), options,
-                       Path(args.auc) if args.auc else None, tuple(args.variants),
+                       Path(args.auc) if args.auc else None, variants,
                        args.count, log=lambda text: log.info("%s", text))
     print(format_table(report))
     if args.json:
@@ -338,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", default=str(SAMPLE_CLIP), help="clip folder to stream")
     p.add_argument("--count", type=_positive_int, default=120, help="frames to stream")
     p.add_argument("--auc", metavar="UCSD_ROOT", help="also score the Ped2 test set per variant")
-    p.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "auto"],
-                   help=f"variants to measure (default all: {', '.join(VARIANTS[1:])})")
+    measurable = ", ".join(v for v in VARIANTS if v != "auto")
+    p.add_argument("--variants", nargs="+", help=f"variants to measure (default all: "
+                                                  f"{measurable})")
     p.add_argument("--json", help="write the results to this JSON file")
     _add_model_options(p, variant=False)
     p.set_defaults(func=cmd_bench)
