@@ -81,7 +81,27 @@ class _Parts:
         return self._sessions[key]
 
 
-class SplitClips:
+class _PerCameraCaches:
+    """Reconstructors with per-camera caches: they restart a camera's caches at its fresh
+    requests, cutting a call where a camera restarts in the middle of it."""
+
+    def reset(self, camera: str) -> None:
+        raise NotImplementedError
+
+    def _reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for segment in fresh_segments(requests):
+            for r in segment:
+                if r.fresh:
+                    self.reset(r.camera)
+            out.extend(self._reconstruct(segment))
+        return out
+
+
+class SplitClips(_PerCameraCaches):
     """Each frame encoded once; the clip's ConvLSTM over cached features; asked-for frames
     decoded."""
 
@@ -108,15 +128,6 @@ class SplitClips:
         outs = [session.run(None, {name: np.ascontiguousarray(data[s])})[0]
                 for s in _chunks(len(data), per_call)]
         return np.concatenate(outs)
-
-    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for segment in fresh_segments(requests):
-            for r in segment:
-                if r.fresh:
-                    self.reset(r.camera)
-            out.extend(self._reconstruct(segment))
-        return out
 
     def _reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
         if not requests:
@@ -160,7 +171,7 @@ class SplitClips:
         return out
 
 
-class StatefulFrames:
+class StatefulFrames(_PerCameraCaches):
     """One ConvLSTM step per frame with the state carried per camera (clips of 1 frame)."""
 
     clip_length = 1
@@ -176,15 +187,6 @@ class StatefulFrames:
 
     def reset(self, camera: str) -> None:
         self.states.pop(camera, None)
-
-    def reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for segment in fresh_segments(requests):
-            for r in segment:
-                if r.fresh:
-                    self.reset(r.camera)
-            out.extend(self._reconstruct(segment))
-        return out
 
     def _reconstruct(self, requests: Sequence[ClipRequest]) -> list[np.ndarray]:
         if not requests:
