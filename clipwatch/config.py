@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clipwatch.errors import ClipwatchError
 from clipwatch.model.variants import VARIANT_HELP, Device, ProductionVariant
 from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
+from clipwatch.stream.local_files import special_file_problem
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 ACCOUNT_NAME_PATTERN = r"^[\w.@-]{1,64}$"  # API token and user names
@@ -108,6 +109,9 @@ class StorageConfig(_Strict):
                                           "snapshot files beyond this total size")
 
 
+# 'This host' in every spelling, and link-local (169.254.169.254 answers cloud credentials).
+DEFAULT_DENIED_NETWORKS = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128",
+                           "169.254.0.0/16", "fe80::/10")
 SourceKind = Literal["rtsp", "rtsps", "http", "https", "file", "webcam"]
 
 
@@ -118,6 +122,49 @@ class ServerConfig(_Strict):
         default_factory=lambda: ["rtsp", "rtsps", "http", "https", "file", "webcam"],
         description="what cameras added through the API may read: URL schemes, 'file' "
                     "(a local video or folder) and 'webcam'")
+    max_cameras: int = Field(32, ge=1, le=1000,
+                             description="cameras the service holds at most (config file and "
+                                         "API; each costs a reader thread and its queue); the "
+                                         "API refuses more with 409")
+    allowed_dirs: list[Path] | None = Field(
+        None, description="files and folders that cameras added through the API may read "
+                          "must be inside one of these (symbolic links resolved); unset: "
+                          "anywhere. FIFOs and devices are refused everywhere")
+    denied_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENIED_NETWORKS),
+        description="addresses stream cameras added through the API may not reach (host "
+                    "names resolved, every address checked, at the API and at each "
+                    "reconnect): by default this host itself (loopback, 0.0.0.0) and "
+                    "link-local (cloud metadata services)")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="exceptions to denied_networks, e.g. 127.0.0.1/32 for an RTSP relay on "
+                    "this host; cameras in the config file are never checked")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins (scheme://host[:port]) besides the service's own whose pages "
+                    "may open the live websocket, e.g. the viewer's address behind a proxy "
+                    "that rewrites Host")
+
+    @field_validator("denied_networks", "allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        import ipaddress
+
+        try:
+            return [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks]
+        except ValueError as exc:
+            raise ValueError(f"not a network like 10.0.0.0/8 or ::1/128: {exc}") from None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        import re
+
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://cams.example.com")
+        return origins
 
 
 class AlertConfig(_Strict):
@@ -144,6 +191,10 @@ class LiveConfig(_Strict):
     client_alerts: int = Field(1000, ge=16, le=100_000,
                                description="alert messages a client may lag behind before it "
                                            "is disconnected (it then resumes from the store)")
+    max_frame_pixels: int = Field(1920 * 1080, ge=227 * 227, le=100_000_000,
+                                  description="frames with more pixels are downscaled (aspect "
+                                              "kept) as they are read, before they are "
+                                              "queued: bounds what any source can cost")
 
 
 class ApiToken(_Strict):
@@ -153,11 +204,37 @@ class ApiToken(_Strict):
     role: Literal["viewer", "admin"] = "viewer"
 
 
+# argon2id in its PHC string form; or PBKDF2-SHA256 (earlier versions: replaced at the
+# user's next sign-in)
+PASSWORD_HASH_PATTERN = (
+    r"^(\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+"
+    r"|pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]+)$")
+
+
 class UserAccount(_Strict):
     name: str = Field(pattern=ACCOUNT_NAME_PATTERN, description="login name")
-    password: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]+$",
-                          description="PBKDF2 hash, from `clipwatch auth password`")
+    password: str = Field(pattern=PASSWORD_HASH_PATTERN,
+                          description="argon2id hash, from `clipwatch auth password` (PBKDF2 "
+                                      "hashes of earlier versions are upgraded at sign-in)")
     role: Literal["viewer", "admin"] = "viewer"
+
+
+class LoginLimits(_Strict):
+    """Wrong passwords allowed before each further try must wait (the wait doubles)."""
+
+    account_failures: int = Field(5, ge=1, le=1000,
+                                  description="failed sign-ins for one name before waits start")
+    address_failures: int = Field(20, ge=1, le=100_000,
+                                  description="failed sign-ins from one client address (IPv6: "
+                                              "its /64) before waits start")
+    backoff_s: float = Field(1.0, gt=0, le=3600,
+                             description="the first wait; each further failure doubles it")
+    backoff_max_s: float = Field(900.0, gt=0, le=86_400,
+                                 description="the longest wait; failures are forgotten this "
+                                             "long after the last wait ends")
+    check_queue: int = Field(4, ge=0, le=1000,
+                             description="sign-ins that may wait for the password checker (one "
+                                         "thread); more are refused at once (503)")
 
 
 class AuthConfig(_Strict):
@@ -166,6 +243,8 @@ class AuthConfig(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list, description="API tokens (hashed)")
     users: list[UserAccount] = Field(default_factory=list, description="viewer logins")
     session_hours: float = Field(12.0, gt=0, le=720, description="how long a login lasts")
+    login: LoginLimits = Field(default_factory=LoginLimits,
+                               description="limits on failed sign-ins and the password checker")
 
 
 class Config(_Strict):
@@ -185,7 +264,17 @@ class Config(_Strict):
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} is used twice")
             seen.add(camera.id)
+            problem = special_file_problem(camera.source)
+            if problem:  # a FIFO or device would hang or never end in the decoder
+                raise ValueError(f"camera {camera.id!r}: {problem}")
         return cameras
+
+    @model_validator(mode="after")
+    def _camera_limit(self) -> Config:
+        if len(self.cameras) > self.server.max_cameras:
+            raise ValueError(f"{len(self.cameras)} cameras, more than server.max_cameras "
+                             f"({self.server.max_cameras})")
+        return self
 
 
 def demo_camera() -> CameraConfig:

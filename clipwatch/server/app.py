@@ -9,7 +9,10 @@ Three things hold for every route, here rather than in each:
   anonymous callers only when marked `@public` (auth.py);
 - errors: a `ClipwatchError` raised anywhere becomes its HTTP status (errors.py);
 - the contract: responses are typed (schemas.py) and the OpenAPI document at /docs also
-  lists the websocket's messages (messages.py) and how to sign in.
+  lists the websocket's messages (messages.py) and how to sign in; /docs and /openapi.json
+  are routes like the others, so they need a signed-in caller when auth is configured;
+- the browser: every response carries a Content-Security-Policy and the other security
+  headers (security.py).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from clipwatch import __version__
 from clipwatch.config import Config
 from clipwatch.errors import ClipwatchError
-from clipwatch.server import auth, errors, messages
+from clipwatch.server import auth, errors, messages, security
 from clipwatch.server.routes import admin, cameras, events, health, live, session
 from clipwatch.server.service import Service
 
@@ -36,9 +40,10 @@ MAX_BODY_BYTES = 64 * 1024
 DESCRIPTION = """A real-time video anomaly detector: cameras, alerts and their history.
 
 **Signing in**: every route needs an API token (`Authorization: Bearer ...`) or the session
-cookie from `POST /api/login`, except `/healthz`, `/readyz`, `/api/login`, `/api/logout` and
-the viewer's page; with no `auth` section in the config every caller is trusted (loopback
-only). Errors answer `{"detail": "..."}`.
+cookie from `POST /api/login`, except `/healthz`, `/readyz` (whether ready; the details
+need a signed-in caller), `/api/login`, `/api/logout` and the viewer's page; with no `auth`
+section in the config every caller is trusted (loopback only). Errors answer
+`{"detail": "..."}`.
 """ + messages.DESCRIPTION
 
 
@@ -58,12 +63,16 @@ def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
     # Every request body here is a small JSON document; a larger one is refused (413).
     app = FastAPI(title="clipwatch", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, max_body_size=MAX_BODY_BYTES,
-                  dependencies=[Depends(auth.authenticated)])
+                  dependencies=[Depends(auth.authenticated)],
+                  openapi_url=None, docs_url=None, redoc_url=None)  # security.add_docs
+    app.add_middleware(security.SecurityHeaders)
     app.state.service = service
     app.add_exception_handler(ClipwatchError, errors.handle)
+    app.add_exception_handler(RequestValidationError, errors.invalid_request)  # no echo
     for module in (admin, cameras, events, health, live, session):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    security.add_docs(app)
 
     @app.get("/", include_in_schema=False)
     @auth.public

@@ -2,8 +2,10 @@
 
 - Tokens are random (32 bytes, URL-safe) and stored only as their SHA-256 (a token has the
   entropy a password lacks, so a fast hash is enough and every request can check it).
-- Passwords are stored as PBKDF2-SHA256 with a random salt and 200,000 iterations; they are
-  checked only at login, which then hands out a session cookie (HttpOnly, SameSite=Strict).
+- Passwords are stored as argon2id (passwords.py; PBKDF2 hashes of earlier versions are
+  accepted and replaced at the next sign-in); they are checked only at login, by one
+  low-priority thread with a short queue, after the failed-sign-in limits (login_limits.py)
+  let the attempt through. A login hands out a session cookie (HttpOnly, SameSite=Strict).
 - Roles: `viewer` (watch, acknowledge) and `admin` (also cameras and settings).
 
 Signing in is the default: `create_app` makes `authenticated` a dependency of every route,
@@ -31,11 +33,14 @@ from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from clipwatch.config import AuthConfig
+from clipwatch.config import AuthConfig, UserAccount
+from clipwatch.server.login_limits import LoginLimiter
+from clipwatch.server.passwords import PasswordChecker
+from clipwatch.server.passwords import hash_password as hash_password  # noqa: F401 (for callers)
+from clipwatch.server.passwords import verify_password as verify_password  # noqa: F401
 from clipwatch.server.schemas import ErrorBody
 
 SESSION_COOKIE = "clipwatch_session"
-PBKDF2_ITERATIONS = 200_000
 ROLES = ("viewer", "admin")
 
 
@@ -47,22 +52,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-        if scheme != "pbkdf2_sha256":
-            return False
-        ours = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt),
-                                   int(iterations))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(ours.hex(), digest)
+class LoginResult(NamedTuple):
+    session: str | None  # None: wrong name or password
+    rehash: tuple[str, str] | None  # (stored, new): an outdated hash to replace in the config
 
 
 @dataclass(frozen=True)
@@ -85,23 +77,40 @@ class Authenticator:
         self.config = config
         self._sessions: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        self.limiter = LoginLimiter(config.login)
+        self.checker = PasswordChecker(config.login.check_queue)
 
     @property
     def enabled(self) -> bool:
         return bool(self.config.tokens or self.config.users)
 
-    def login(self, name: str, password: str) -> str | None:
-        """A new session id for valid credentials, else None (the same time either way)."""
-        user = next((u for u in self.config.users if u.name == name), None)
-        # Check a password even for an unknown user, so timing does not tell names apart.
-        stored = user.password if user else _DUMMY_HASH
-        if not verify_password(password, stored) or user is None:
-            return None
+    async def login(self, name: str, password: str, address: str) -> LoginResult:
+        """Check a sign-in: a session id for valid credentials, else None (after the same
+        work either way). Raises TooManyAttempts while the name or the address must wait,
+        HasherBusy while the password checker's queue is full (neither checks anything)."""
+        user = self._user(name)
+        known = user is not None
+        self.limiter.begin(name, address, known)
+        verdict: bool | None = None
+        try:
+            # An unknown name is checked against a dummy hash: the timing tells no names apart.
+            stored = user.password if user else None
+            checked = await self.checker.check(password, stored)
+            verdict = checked.ok and known
+        finally:
+            self.limiter.end(name, address, known, ok=verdict)
+        if not verdict or user is None or self._user(name) is not user \
+                or user.password != stored:  # removed or changed while it was being checked
+            return LoginResult(None, None)
         session = secrets.token_urlsafe(32)
         expires = time.time() + self.config.session_hours * 3600
         with self._lock:
             self._sessions[session] = (Principal(user.name, user.role), expires)
-        return session
+        return LoginResult(session, (user.password, checked.rehashed) if checked.rehashed
+                           else None)
+
+    def _user(self, name: str) -> UserAccount | None:
+        return next((u for u in self.config.users if u.name == name), None)
 
     def identify_session(self, session: str) -> Principal | None:
         with self._lock:
@@ -133,9 +142,6 @@ class Authenticator:
             return None
         session = connection.cookies.get(SESSION_COOKIE)
         return self.identify_session(session) if session else None
-
-
-_DUMMY_HASH = hash_password("not a password", iterations=PBKDF2_ITERATIONS)
 
 
 def _authenticator(connection: HTTPConnection) -> Authenticator:

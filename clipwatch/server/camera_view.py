@@ -1,5 +1,8 @@
 """A camera as the API and the viewer show it: its config (credentials masked) and its live
-state (status, measured rates, counters, the calibration in force)."""
+state (status, measured rates, counters, the calibration in force).
+
+A failure's reason is generic for viewers ('cannot open the source'); admins (`detail`) read
+the error itself, which may name a path or what a server answered."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from clipwatch.server.pipeline import CameraPipeline
 from clipwatch.stream.sources import mask_url
 
 
-def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[str, Any]:
+def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig,
+                detail: bool = False) -> dict[str, Any]:
     view = camera.model_dump(mode="json")
     view["source"] = mask_url(camera.source)
     if pipeline is None:
@@ -26,7 +30,7 @@ def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig) -> dict[s
     view.update(
         fps_in=pipeline.grabber.fps_in, sampled_fps=pipeline.grabber.sample_fps,
         frames_sampled_out=pipeline.grabber.frames_sampled_out,
-        status=pipeline.status.to_dict(), effective_threshold=pipeline.threshold,
+        status=pipeline.status.to_dict(detail), effective_threshold=pipeline.threshold,
         frames_in=pipeline.grabber.frames_in, frames_scored=pipeline.frames_scored,
         frames_dropped=pipeline.grabber.queue.dropped, regularity=pipeline.last_regularity,
         active_calibration=None if cal is None else

@@ -6,6 +6,10 @@ every `ClipwatchError`) answers with it and FastAPI's usual body, `{"detail": "<
 A class not in the table takes its nearest ancestor's status; an unexpected `ClipwatchError`
 is a 500 that still says what failed. Auth refusals (401, 403) stay HTTPExceptions: they are
 about the request, not the domain.
+
+`invalid_request` answers a body or parameter that fails validation (422) with FastAPI's
+usual list of errors less each error's `input`: a refused body is never echoed (it may hold
+a password, or a camera URL with one).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection
@@ -22,7 +28,8 @@ from clipwatch.config import one_line
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.event_store import StoreError
 from clipwatch.server.schemas import ErrorBody
-from clipwatch.server.service import CameraConflict, UnknownCamera
+from clipwatch.server.service import CameraConflict, CameraLimit, UnknownCamera
+from clipwatch.server.source_policy import SourceRefused
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -59,9 +66,11 @@ STATUS: dict[type[ClipwatchError], int] = {
     MissingImage: 404,
     UnknownUser: 404,
     CameraConflict: 409,
+    CameraLimit: 409,
     UserExists: 409,
     LastAdmin: 409,
     InvalidChange: 422,
+    SourceRefused: 422,
     StoreError: 503,  # the disk is full or gone: retry later
     ClipwatchError: 500,
 }
@@ -84,6 +93,13 @@ async def handle(connection: HTTPConnection, exc: Exception) -> JSONResponse | N
         await connection.close(code=1011, reason=str(exc).encode()[:120].decode(errors="ignore"))
         return None
     return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def invalid_request(connection: HTTPConnection, exc: Exception) -> JSONResponse:
+    """The app's handler for RequestValidationError: where and why, never what was sent."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 def responses(*classes: type[ClipwatchError]) -> dict[int | str, dict[str, Any]]:

@@ -8,6 +8,13 @@ row that names them is committed, so a crash leaves no row pointing at half a fi
 
 One connection shared by the pipeline thread and the API's worker threads, behind a lock:
 SQLite serialises writers anyway, and the event rate is low.
+
+Every failure of the disk or the database (any OSError or sqlite3.Error, from a write or a
+read) leaves the store as a `StoreError`, with any open transaction rolled back: the caller
+(a camera's AlertOutbox, a route) keeps what it tried and retries later. The images alone
+are best effort: when the snapshot folder cannot be written (gone, replaced by a file, full)
+an alert is stored and sent without them, the first failure is logged once and the images
+missed are counted until the folder takes a file again (`check`, as /readyz asks).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +73,12 @@ _EVENT_COLUMNS = ("id", "camera", "state", "started_at", "ended_at", "updated_at
                   "acknowledged", "ack_note", "acknowledged_at", "snapshot", "heatmap")
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id or sequence number names nothing
+PROBE = ".write-probe"  # written and removed in the snapshot folder to see that it works
+
+
 class StoreError(ClipwatchError):
-    """The event store cannot be opened or written."""
+    """The event store cannot be opened, written or read (disk full, folder gone)."""
 
 
 def event_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +111,11 @@ class EventStore:
         self._lock = threading.Lock()
         self.failing_since: float | None = None  # set while writes fail (disk full, ...)
         self.last_error: str | None = None
+        # The snapshot folder, apart: alerts are stored without their images meanwhile.
+        self.images_failing_since: float | None = None
+        self.image_error: str | None = None
+        self.images_not_stored = 0  # image writes refused since the service started
+        self._images_missed = 0  # in the current failing streak (for the recovery line)
 
     def _failed(self, message: str) -> StoreError:
         if self.failing_since is None:
@@ -108,6 +125,32 @@ class EventStore:
 
     def _succeeded(self) -> None:
         self.failing_since, self.last_error = None, None
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, the caller holding the lock. Any failure rolls back
+        (an open transaction would refuse every later write); a disk or database failure
+        leaves as a StoreError saying `what` failed and why."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+            self._db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self._rollback()
+            raise self._failed(f"{what}: {_reason(exc)}") from None
+        except BaseException:
+            self._rollback()
+            raise
+        self._succeeded()
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """A read under the lock; a database that cannot be read is a StoreError (503)."""
+        with self._lock:
+            try:
+                yield
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreError(f"{what}: {_reason(exc)}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -122,24 +165,17 @@ class EventStore:
         `images` maps 'snapshot' and 'heatmap' to JPEG bytes for the worst frame, when it
         changed. The caller broadcasts only after this returns.
         """
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                event_id = alert.id if kind != "start" else self._insert(alert)
-                if kind != "start":
-                    self._update(event_id, alert)
-                for name, data in (images or {}).items():
-                    file = self._write_image(alert.camera, event_id, name, data)
-                    if file is not None:
-                        self._db.execute(f"UPDATE events SET {name} = ? WHERE id = ?",
-                                         (file, event_id))
-                seq, event = self._log(event_id, kind, alert.updated_at)
-                self._db.execute("COMMIT")
-                self._succeeded()
-                return seq, event
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise self._failed(f"cannot store alert on {alert.camera}: {exc}") from None
+        with self._lock, self._transaction(f"cannot store alert on {alert.camera}"):
+            event_id = alert.id if kind != "start" else self._insert(alert)
+            if kind != "start":
+                self._update(event_id, alert)
+            for name, data in (images or {}).items():
+                file = self._write_image(alert.camera, event_id, name, data)
+                if file is not None:
+                    self._db.execute(f"UPDATE events SET {name} = ? WHERE id = ?",
+                                     (file, event_id))
+            seq, event = self._log(event_id, kind, alert.updated_at)
+        return seq, event
 
     def _insert(self, alert: Alert) -> int:
         cursor = self._db.execute(
@@ -162,21 +198,70 @@ class EventStore:
              alert.frames, event_id))
 
     def _write_image(self, camera: str, event_id: int, name: str, data: bytes) -> str | None:
-        """Write <camera>/<id>-<name>.jpg atomically; a failure costs the image, not the alert."""
+        """Write <camera>/<id>-<name>.jpg atomically; a failure costs the image, not the alert.
+        Never raises: the caller stores the alert without this image."""
         relative = f"{camera}/{event_id}-{name}.jpg"
         target = self.snapshots / relative
         tmp = target.with_suffix(".tmp")
         try:
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)  # the folder, if it was deleted
             with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, target)
         except OSError as exc:
-            log.error("cannot write %s: %s (the alert is stored without it)", target,
-                      exc.strerror or exc)
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder may be a file, or gone
+                tmp.unlink(missing_ok=True)
+            self.images_not_stored += 1
+            self._images_missed += 1
+            self._images_failed(exc)
             return None
+        self._images_work()
         return relative
+
+    def _images_failed(self, exc: OSError) -> None:
+        """The first failure of a streak is logged, once; the rest are counted."""
+        if self.images_failing_since is not None:
+            return
+        self.images_failing_since = time.time()
+        self.image_error = f"cannot write snapshots in {self.snapshots}: {_reason(exc)}"
+        log.error("%s; alerts are stored and sent without their snapshot and heatmap until "
+                  "it works again (counted in /readyz: images_not_stored)", self.image_error)
+
+    def _images_work(self) -> None:
+        if self.images_failing_since is None:
+            return
+        log.warning("the snapshot folder %s works again; %d image writes failed in the "
+                    "%.0f s it was broken", self.snapshots, self._images_missed,
+                    time.time() - self.images_failing_since)
+        self.images_failing_since, self.image_error, self._images_missed = None, None, 0
+
+    def check(self) -> str | None:
+        """Why the store cannot take alerts with their images now, or None (for /readyz).
+
+        A database write that failed stays the answer until a write succeeds (the outboxes
+        retry theirs). The snapshot folder is tried with a small file whenever it looks
+        wrong or failed last time, so readiness comes back once it is repaired, even before
+        the next alert."""
+        with self._lock:
+            if self.last_error is not None:
+                return self.last_error
+            if not os.access(self.folder, os.W_OK):
+                return f"the event store's folder {self.folder} is not writable"
+            if self.images_failing_since is None and self.snapshots.is_dir() and \
+                    os.access(self.snapshots, os.W_OK):
+                return None
+            probe = self.snapshots / PROBE
+            try:
+                self.snapshots.mkdir(parents=True, exist_ok=True)
+                probe.write_bytes(b"ok")
+                probe.unlink()
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    probe.unlink(missing_ok=True)
+                self._images_failed(exc)
+                return self.image_error
+            self._images_work()
+            return None
 
     def _log(self, event_id: int, kind: str, at: float) -> tuple[int, dict[str, Any]]:
         event = event_json(self._row(event_id))
@@ -191,36 +276,29 @@ class EventStore:
 
     def acknowledge(self, event_id: int, note: str) -> tuple[int, dict[str, Any]] | None:
         """Mark an event acknowledged with a note; None if there is no such event."""
+        if not 0 < event_id <= MAX_ID:
+            return None
         now = time.time()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute(
-                    "UPDATE events SET acknowledged = 1, ack_note = ?, acknowledged_at = ? "
-                    "WHERE id = ?", (note, now, event_id))
-                if cursor.rowcount == 0:
-                    self._rollback()
-                    return None
-                result = self._log(event_id, "ack", now)
-                self._db.execute("COMMIT")
-                return result
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise self._failed(f"cannot acknowledge event {event_id}: {exc}") from None
+        with self._lock, self._transaction(f"cannot acknowledge event {event_id}"):
+            if self._find(event_id) is None:
+                return None  # (the empty transaction commits)
+            self._db.execute("UPDATE events SET acknowledged = 1, ack_note = ?, "
+                             "acknowledged_at = ? WHERE id = ?", (note, now, event_id))
+            result = self._log(event_id, "ack", now)
+        return result
 
     def close_interrupted(self) -> list[tuple[int, dict[str, Any]]]:
         """At start: close the alerts a previous run left open (it stopped without ending
         them), at the last time they were updated. Returns the stored end messages."""
-        with self._lock:
+        with self._reading("cannot read the alerts left open"):
             ids = [r["id"] for r in self._db.execute("SELECT id FROM events WHERE state='open'")]
-            results = []
-            for event_id in ids:
-                self._db.execute("BEGIN IMMEDIATE")
+        results = []
+        for event_id in ids:
+            with self._lock, self._transaction(f"cannot close alert {event_id}"):
                 self._db.execute("UPDATE events SET state = 'closed', ended_at = updated_at "
                                  "WHERE id = ?", (event_id,))
                 results.append(self._log(event_id, "end", time.time()))
-                self._db.execute("COMMIT")
-            return results
+        return results
 
     # -- retention -----------------------------------------------------------------------
 
@@ -230,7 +308,7 @@ class EventStore:
         oldest events until all files fit in `max_bytes`. The events stay in the history
         (without images). Returns how many files were deleted."""
         now = time.time() if now is None else now
-        with self._lock:
+        with self._reading("cannot read the snapshots to prune"):
             rows = self._db.execute(
                 "SELECT id, snapshot, heatmap, started_at FROM events WHERE snapshot IS NOT NULL "
                 "OR heatmap IS NOT NULL ORDER BY started_at, id").fetchall()
@@ -252,9 +330,12 @@ class EventStore:
         for row in doomed:
             for name in ("snapshot", "heatmap"):
                 if row[name]:
-                    (self.snapshots / row[name]).unlink(missing_ok=True)
+                    try:
+                        (self.snapshots / row[name]).unlink(missing_ok=True)
+                    except OSError as exc:
+                        raise StoreError(f"cannot delete {row[name]}: {_reason(exc)}") from None
                     deleted += 1
-            with self._lock:
+            with self._lock, self._transaction("cannot forget pruned snapshots"):
                 self._db.execute("UPDATE events SET snapshot = NULL, heatmap = NULL WHERE id = ?",
                                  (row["id"],))
         return deleted
@@ -271,6 +352,8 @@ class EventStore:
 
     def _find(self, event_id: int) -> dict[str, Any] | None:
         """The raw row (with file names), or None; the caller holds the lock."""
+        if not 0 < event_id <= MAX_ID:  # SQLite cannot even be asked (OverflowError)
+            return None
         row = self._db.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
         return dict(row) if row else None
 
@@ -283,7 +366,7 @@ class EventStore:
 
     def get(self, event_id: int) -> dict[str, Any] | None:
         """The raw row (with file names), or None."""
-        with self._lock:
+        with self._reading(f"cannot read event {event_id}"):
             return self._find(event_id)
 
     def list(self, camera: str | None = None, since: float | None = None,
@@ -300,7 +383,7 @@ class EventStore:
                 clauses.append(clause)
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
+        with self._reading("cannot read the alert history"):
             total = self._db.execute(f"SELECT COUNT(*) FROM events {where}", params).fetchone()[0]
             rows = self._db.execute(
                 f"SELECT * FROM events {where} ORDER BY started_at DESC, id DESC "
@@ -309,14 +392,16 @@ class EventStore:
 
     def messages_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Alert messages after `seq`, oldest first, as the websocket sends them."""
-        with self._lock:
+        if seq >= MAX_ID:
+            return []
+        with self._reading("cannot read the alert messages"):
             rows = self._db.execute(
                 "SELECT seq, kind, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit)).fetchall()
         return [alert_message(r["seq"], r["kind"], json.loads(r["payload"])) for r in rows]
 
     def last_seq(self) -> int:
-        with self._lock:
+        with self._reading("cannot read the last alert message"):
             row = self._db.execute("SELECT MAX(seq) FROM messages").fetchone()
         return int(row[0] or 0)
 
@@ -329,6 +414,12 @@ class EventStore:
         if not path.is_relative_to(self.snapshots.resolve()) or not path.is_file():
             return None
         return path
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS error's reason without its file name (the message names the file), else the
+    error's text."""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 __all__ = ["EventStore", "StoreError", "alert_message", "event_json"]  # alert_message: messages.py

@@ -8,17 +8,28 @@ asked, and reconnects lost streams with exponential backoff and jitter. Its stat
 (connecting, live, lost, ended, stopped) says why and since when.
 
 Each (re)open starts a new `segment`: frames of different segments never share a clip.
+
+What a source can cost is bounded here: frames larger than `max_pixels` are downscaled
+before they are queued, and a failure's reason is generic ('cannot open the source'), with
+the error itself (which names paths, answers, addresses) kept as `detail` for admins and the
+log: viewers must not learn what is on the server's disk or network from a camera's status.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import math
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import cv2
+import numpy as np
 
 from clipwatch.config import CameraConfig
 from clipwatch.errors import ClipwatchError
@@ -29,16 +40,43 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 BACKOFF_JITTER = (0.8, 1.2)
+OPEN_FAILED = "cannot open the source"  # what viewers read; admins get the error as detail
+READ_FAILED = "reading the source failed"
+
+
+class Failure(str):
+    """A failure's own message (a path, a server's answer: admins and the log) that carries
+    the generic reason everyone else reads."""
+
+    generic: str
+
+    def __new__(cls, detail: str, generic: str) -> Failure:
+        failure = super().__new__(cls, detail)
+        failure.generic = generic
+        return failure
 
 
 @dataclass(frozen=True)
 class CameraStatus:
     state: str  # connecting | live | lost | ended | stopped
-    reason: str | None
+    reason: str | None  # for everyone: never a path, an address or a server's answer
     since: float  # wall-clock seconds since the epoch
+    detail: str | None = None  # the error behind a generic reason: admins and the log only
 
-    def to_dict(self) -> dict:
-        return {"state": self.state, "reason": self.reason, "since": self.since}
+    def to_dict(self, detail: bool = False) -> dict:
+        """As the API shows it; with `detail`, the error itself replaces a generic reason."""
+        reason = (self.detail or self.reason) if detail else self.reason
+        return {"state": self.state, "reason": reason, "since": self.since}
+
+
+def fit_pixels(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
+    """`image` downscaled (aspect kept, area-averaged) to at most `max_pixels` pixels."""
+    height, width = image.shape[:2]
+    if not max_pixels or height * width <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (height * width))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 @dataclass(frozen=True)
@@ -126,14 +164,24 @@ class FrameQueue:
             return items
 
 
+def name_os_thread(name: str) -> None:
+    """Give the calling thread `name` in the OS too (Linux: /proc/<pid>/task/*/comm, top -H,
+    ps -L; 15 bytes), so a reader stuck in a decoder call can be told from the others."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # not Linux: no name
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 class Grabber:
     """Reads one camera in a daemon thread until `stop()`."""
 
     def __init__(self, camera: CameraConfig, queue_size: int,
                  on_frame: Callable[[], None],
                  on_status: Callable[[CameraStatus], None],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, max_pixels: int | None = None,
+                 check_source: Callable[[str], None] | None = None) -> None:
         self.camera = camera
+        self.max_pixels = max_pixels  # larger frames are downscaled before they are queued
+        self._check_source = check_source  # a policy checked before each open (API cameras)
         self.queue = FrameQueue(queue_size)
         self.status = CameraStatus("connecting", None, time.time())
         self.frames_in = 0
@@ -152,13 +200,20 @@ class Grabber:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop reading. A thread still inside an open or a read after `timeout` is abandoned:
+        it touches nothing once that call returns (bounded by the open and read timeouts; a
+        file is checked to be a regular one before any open), and no other camera waits for
+        it: opens do not share a lock (see stream/sources.py)."""
         self._stop.set()
         source = self._source
         if source is not None:
             source.close()  # ends a capture's read loop after its current read
         if self._thread.ident is not None:  # stopped before it started: nothing to join
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.info("camera %s: its reader is still inside an open or a read; it ends "
+                         "when that returns", self.camera.id)
         self._set_status("stopped", None)
 
     @property
@@ -193,15 +248,23 @@ class Grabber:
         self._set_status("lost", f"no frame for {now - last:.0f} s (stalled)")
         return True
 
-    def _set_status(self, state: str, reason: str | None) -> None:
-        if state == self.status.state and reason == self.status.reason:
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the reading thread to end; True when it has."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _set_status(self, state: str, reason: str | None, detail: str | None = None) -> None:
+        if (state, reason, detail) == (self.status.state, self.status.reason,
+                                       self.status.detail):
             return
-        self.status = CameraStatus(state, reason, time.time())
+        self.status = CameraStatus(state, reason, time.time(), detail)
         if state in ("lost", "ended"):
-            log.warning("camera %s %s: %s", self.camera.id, state, reason)
+            log.warning("camera %s %s: %s", self.camera.id, state, detail or reason)
         self._on_status(self.status)
 
     def _run(self) -> None:
+        name_os_thread(self._thread.name)
         segment = 0
         while not self._stop.is_set():
             self._set_status("connecting", None)
@@ -216,26 +279,39 @@ class Grabber:
             if not live and reason is None:
                 self._set_status("ended", "the recording ended")
                 return
-            self._set_status("lost", reason or "the stream stopped delivering frames")
+            reason = reason or "the stream stopped delivering frames"
+            generic = getattr(reason, "generic", None)
+            self._set_status("lost", generic or str(reason), str(reason) if generic else None)
             self._stop.wait(self._backoff.next_delay(self._rng))
 
     def _read_once(self, segment: int) -> tuple[bool, str | None, bool]:
-        """Open the source and read it to its end: (delivered any frame, failure, is live)."""
+        """Open the source and read it to its end: (delivered any frame, failure, is live);
+        a failure that names what is behind the source is a `Failure` (generic + detail)."""
         try:
+            if self._check_source is not None:
+                self._check_source(self.camera.source)
             source = open_source(self.camera.source, self.camera.fps,
                                  open_timeout_s=self.camera.open_timeout_s,
                                  read_timeout_s=self.camera.read_timeout_s)
         except ClipwatchError as exc:
-            return False, str(exc), True  # retried like a lost stream
+            return False, Failure(str(exc), OPEN_FAILED), True  # retried like a lost stream
         except Exception as exc:  # OpenCV raises cv2.error for some malformed inputs
-            return False, f"cannot open {mask_url(self.camera.source)}: {exc}", True
+            detail = f"cannot open {mask_url(self.camera.source)}: {exc}"
+            return False, Failure(detail, OPEN_FAILED), True
+        if self._stop.is_set():  # removed while the open was under way: abandon it
+            source.close()
+            return False, None, source.is_live
         self._source = source
         delivered, reason = False, None
         try:
             with source:
                 fps = self.camera.fps or source.fps or DEFAULT_FOLDER_FPS
-                frames = iter(source) if source.is_live else \
-                    paced(source, fps, sleep=self._stop.wait)
+                # Downscaled as soon as decoded: nothing downstream (pacing, the queue, the
+                # scorer, viewers) ever holds a full-size frame of a huge source.
+                frames = (f._replace(image=fit_pixels(f.image, self.max_pixels))
+                          for f in source)
+                if not source.is_live:
+                    frames = paced(frames, fps, sleep=self._stop.wait)
                 for frame in frames:
                     if self._stop.is_set():
                         break
@@ -251,10 +327,10 @@ class Grabber:
                     self.queue.put(GrabbedFrame(frame, segment, time.time(), self._seq))
                     self._on_frame()
         except ClipwatchError as exc:
-            reason = str(exc)
+            reason = Failure(str(exc), READ_FAILED)
         except Exception as exc:  # a decoder failure must not kill the camera's thread
             log.exception("camera %s: reading failed", self.camera.id)
-            reason = f"reading failed: {exc}"
+            reason = Failure(f"reading failed: {exc}", READ_FAILED)
         finally:
             self._source = None
         if source.is_live and reason is None:

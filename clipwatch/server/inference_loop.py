@@ -18,6 +18,7 @@ from clipwatch.server.balance import CameraDemand, plan_rates
 from clipwatch.server.pipeline import CameraPipeline, Services
 
 log = logging.getLogger(__name__)
+REPEAT_LOG_S = 60.0  # a failure that repeats is logged once, then counted once a minute
 
 
 class InferenceLoop:
@@ -30,6 +31,8 @@ class InferenceLoop:
         self.error: str | None = None
         self.seconds_per_clip: float | None = None  # measured, smoothed
         self._balanced_at = 0.0
+        self._cameras: set[str] = set()  # the cameras of the last pass
+        self._repeats, self._repeats_logged_at = 0, 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -50,13 +53,31 @@ class InferenceLoop:
             try:
                 self.run_once()
             except Exception as exc:  # keep scoring the other cameras; readiness shows it
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("inference loop failed; continuing")
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """Log a failure with its traceback the first time; the same failure again on every
+        pass is counted, and the count logged once a minute, not a traceback per pass."""
+        error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if error != self.error:
+            self.error, self._repeats, self._repeats_logged_at = error, 0, now
+            log.exception("inference loop failed; continuing")
+            return
+        self._repeats += 1
+        if now - self._repeats_logged_at >= REPEAT_LOG_S:
+            log.error("inference loop: the same failure %d more times (%s)", self._repeats,
+                      error)
+            self._repeats, self._repeats_logged_at = 0, now
 
     def run_once(self) -> int:
         """Score every clip that is due now; returns how many."""
         work: list[tuple[CameraPipeline, ClipRequest]] = []
         pipelines = self._pipelines()
+        current = {p.camera.id for p in pipelines}
+        for gone in self._cameras - current:  # removed: its caches go, on this thread
+            self.s.model.reconstructor.reset(gone)
+        self._cameras = current
         for pipeline in pipelines:
             pipeline.grabber.check_stall()
             work.extend((pipeline, request) for request in pipeline.take_requests())
@@ -74,13 +95,18 @@ class InferenceLoop:
     def _score(self, work: list[tuple[CameraPipeline, ClipRequest]]) -> None:
         size = self.s.model.detector.options.max_batch
         for start in range(0, len(work), size):
-            chunk = work[start:start + size]
+            # a camera removed while this pass runs costs no more scoring: its clips go
+            chunk = [(p, r) for p, r in work[start:start + size] if not p.stopped]
+            if not chunk:
+                continue
             started = time.perf_counter()
             recons = self.s.model.reconstructor.reconstruct([r for _, r in chunk])
             self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
             self.s.metrics.batch_clips.observe(len(chunk))
             for (pipeline, request), recon in zip(chunk, recons, strict=True):
                 pipeline.handle(request, recon)
+                if pipeline.stopped:  # removed during the call, which cached its frames anew
+                    self.s.model.reconstructor.reset(pipeline.camera.id)
 
 
 def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:

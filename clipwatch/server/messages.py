@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from clipwatch.server.schemas import CameraState, CameraView, Event
 
 WS_PATH = "/ws"
+MAX_SEQ = 2**63 - 1  # the store's largest sequence number (SQLite's largest integer)
 AlertKind = Literal["start", "update", "end", "ack"]
 
 
@@ -129,7 +130,7 @@ class ResumeMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["resume"]
-    since: int = Field(ge=0, description="the last alert `seq` this client saw")
+    since: int = Field(ge=0, le=MAX_SEQ, description="the last alert `seq` this client saw")
 
 
 class PingMessage(BaseModel):
@@ -174,11 +175,12 @@ def alert_message(seq: int, kind: str, event: Mapping[str, Any]) -> dict[str, An
 _REF = "#/components/schemas/{model}"
 DESCRIPTION = f"""
 **Live channel**: `WS {WS_PATH}` (the same credentials as the REST API; closed with 4401
-without them). The client sends `ClientMessage`s (subscribe, resume, ping) as JSON text; the
-server sends `ServerMessage`s (hello, score, status, cameras, alert, error, pong) as JSON text
-and video frames as binary messages: a 4-byte big-endian header length, a JSON `FrameHeader`,
-then the JPEG. Their schemas are listed under *Schemas* below and under `x-websocket` in
-`/openapi.json`.
+without them; a handshake from a page of another origin than the service's own, or one in
+`server.allowed_origins`, is refused with 403). The client sends `ClientMessage`s
+(subscribe, resume, ping) as JSON text; the server sends `ServerMessage`s (hello, score,
+status, cameras, alert, error, pong) as JSON text and video frames as binary messages: a
+4-byte big-endian header length, a JSON `FrameHeader`, then the JPEG. Their schemas are
+listed under *Schemas* below and under `x-websocket` in `/openapi.json`.
 """
 
 

@@ -4,11 +4,18 @@ A transition the store refuses (disk full, folder gone) waits, in order, and is 
 every later call; nothing is broadcast before it is stored. The event id of an alert is
 known only once its start is stored, so updates and ends queued meanwhile get it then (a
 bounded map from an alert's start time to its event id).
+
+A failing streak is logged once when it starts and once when it ends, with how many tries
+failed: never a line (or a traceback) per try. Anything else that goes wrong storing a
+transition (a bug) is held and retried the same way, so it never reaches the inference loop.
+Images the store could not write (its snapshot folder broken) ride along with the alert's
+next transition, so an alert stored without them gets them once the folder works again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNSTORED = 10_000  # alert messages a camera holds while the store refuses them
 MAX_EVENT_IDS = 256  # alerts whose event id is remembered for transitions stored late
+MAX_PENDING_IMAGES = 4  # alerts whose images wait for the snapshot folder to work again
 
 
 class AlertOutbox:
@@ -44,7 +52,9 @@ class AlertOutbox:
         self.max_unstored = max_unstored
         self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
         self._event_ids: OrderedDict[float, int] = OrderedDict()
-        self._failing_logged = False
+        self._pending_images: OrderedDict[int, dict[str, bytes]] = OrderedDict()
+        self._failures = 0  # tries refused in the current failing streak
+        self._failing_since = 0.0
         self.dropped = 0  # only past max_unstored, logged: the one way an alert is lost
 
     @property
@@ -79,20 +89,59 @@ class AlertOutbox:
             if alert.id is None and transition.kind != "start":
                 # Its start was stored late (it waited too): the event id is known by now.
                 alert = replace(alert, id=self._event_ids.get(alert.started_at))
+            images = self._with_pending(alert.id, images)
             try:
                 seq, event = self.store.record(transition.kind, alert, images)
-            except StoreError as exc:
-                if not self._failing_logged:  # once per failing streak, not every retry
-                    log.error("%s (kept; retried until the store takes it)", exc)
-                    self._failing_logged = True
+            except Exception as exc:  # StoreError: the disk; anything else: a bug, held too
+                self._refused(exc)
                 return
             self._unstored.pop(0)
-            self._failing_logged = False
+            self._stored()
+            self._keep_unwritten(event, images)
             if transition.kind == "start":
                 self._remember(alert.started_at, event["id"])
                 self.on_stored(alert.started_at, event["id"])
                 self.on_started()
             self.publish(alert_message(seq, transition.kind, event))
+
+    def _refused(self, exc: Exception) -> None:
+        """Log the first refusal of a streak (with the traceback only for a bug), count the
+        rest."""
+        self._failures += 1
+        if self._failures > 1:
+            return
+        self._failing_since = time.monotonic()
+        if isinstance(exc, StoreError):
+            log.error("%s (kept; retried until the store takes it)", exc)
+        else:
+            log.error("camera %s: storing an alert failed (kept; retried until it is stored)",
+                      self.camera, exc_info=exc)
+
+    def _stored(self) -> None:
+        if self._failures:
+            log.warning("camera %s: the store takes alerts again, after %d refused tries in "
+                        "%.0f s", self.camera, self._failures,
+                        time.monotonic() - self._failing_since)
+            self._failures = 0
+
+    def _with_pending(self, event_id: int | None,
+                      images: dict[str, bytes] | None) -> dict[str, bytes] | None:
+        """The images this transition carries, else those its alert could not store yet."""
+        pending = self._pending_images.get(event_id) if event_id is not None else None
+        return images or pending
+
+    def _keep_unwritten(self, event: dict[str, Any], images: dict[str, bytes] | None) -> None:
+        """Keep the images the store could not write for the alert's next transition."""
+        event_id = event["id"]
+        missing = {name: data for name, data in (images or {}).items()
+                   if event.get(f"{name}_url") is None}
+        if not missing:
+            self._pending_images.pop(event_id, None)
+            return
+        self._pending_images[event_id] = missing
+        self._pending_images.move_to_end(event_id)
+        while len(self._pending_images) > MAX_PENDING_IMAGES:
+            self._pending_images.popitem(last=False)
 
     def _remember(self, started_at: float, event_id: int) -> None:
         self._event_ids[started_at] = event_id

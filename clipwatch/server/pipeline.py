@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,8 @@ def camera_calibration(camera: CameraConfig, model: LoadedModel) -> Calibration 
 
 
 class CameraPipeline:
-    def __init__(self, camera: CameraConfig, services: Services) -> None:
+    def __init__(self, camera: CameraConfig, services: Services,
+                 check_source: Callable[[str], None] | None = None) -> None:
         self.camera = camera
         self.s = services
         settings = services.model.settings(
@@ -86,7 +88,9 @@ class CameraPipeline:
         self.last_regularity: float | None = None
         self._learning = self.live.learning  # to tell viewers when the baseline is learned
         self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
-                               on_status=self._on_status)
+                               on_status=self._on_status,
+                               max_pixels=services.live.max_frame_pixels,
+                               check_source=check_source)
 
     @property
     def live(self):
@@ -138,7 +142,8 @@ class CameraPipeline:
         self.stopped = True
         self.grabber.stop()
         self.outbox.send(self.tracker.close(time.time()))
-        self.s.model.reconstructor.reset(self.camera.id)
+        # The reconstructor's caches for this camera are dropped by the inference thread
+        # (inference_loop.py): reset from here raced with a call in progress (a KeyError).
 
     @property
     def unstored(self) -> int:

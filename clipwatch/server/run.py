@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from clipwatch.config import CameraConfig, Config, ConfigError, demo_camera, load_config, one_line
+from clipwatch.stream.local_files import special_file_problem
 
 log = logging.getLogger("clipwatch")
 
@@ -32,10 +33,16 @@ def serve_config(config_path: str | None, sources: list[str], loop: bool, stride
             while camera_id in taken:
                 camera_id += "x"
             taken.add(camera_id)
+            problem = special_file_problem(source)
+            if problem:  # a FIFO or a device would hang or never end in the decoder
+                raise ConfigError(f"--source: {problem}")
             config.cameras.append(CameraConfig(id=camera_id, source=source, loop=loop,
                                                stride=stride or 1))
         if not config_path and not sources:
             config.cameras.append(demo_camera())
+        if len(config.cameras) > config.server.max_cameras:
+            raise ConfigError(f"{len(config.cameras)} cameras, more than server.max_cameras "
+                              f"({config.server.max_cameras})")
     except ValidationError as exc:
         raise ConfigError(f"--source: {one_line(exc)}") from None
     overrides = [(config.server, "host", host), (config.server, "port", port),
@@ -96,5 +103,8 @@ def serve(config: Config, config_path: str | None) -> int:
     names = ", ".join(c.id for c in config.cameras) or "none yet (add them with the API)"
     log.info("serving %d camera(s) [%s] on http://%s:%d (viewer at /, API at /docs)",
              len(config.cameras), names, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio")
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from loopback callers
+    # as the client address, and a local caller could dodge the per-address login limits.
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio",
+                proxy_headers=False)
     return 0

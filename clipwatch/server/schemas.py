@@ -38,7 +38,9 @@ class CameraStatusView(_Answer):
                                            "ended (a file or folder played out), stopped "
                                            "(disabled)")
     reason: str | None = Field(description="why, for a person: an error, 'scoring 5.0 of 25.0 "
-                                           "frames/s', the baseline's progress")
+                                           "frames/s', the baseline's progress. A failure "
+                                           "reads 'cannot open the source' for viewers; admins "
+                                           "get the error itself (a path, a server's answer)")
     since: float = Field(description="when it entered this state (epoch seconds)")
 
 
@@ -114,18 +116,29 @@ class Health(_Answer):
 
 
 class Readiness(_Answer):
-    """503 with the same body when not ready."""
+    """503 with the same body when not ready. An anonymous caller (a health check) gets
+    `ready` alone when auth is configured; the details are for signed-in callers."""
 
     ready: bool = Field(description="started, scoring, and the store can be written")
-    model: str = Field(description="the model file's name")
-    variant: str = Field(description="the inference variant configured (model.variant)")
-    inference_running: bool
-    inference_error: str | None = Field(description="the inference thread's last failure")
-    store_writable: bool
-    store_error: str | None = Field(description="why the last store write failed")
-    alerts_waiting_for_store: int = Field(description="alert messages held until the store "
-                                                      "takes them")
-    cameras: dict[str, CameraState] = Field(description="each running camera's state")
+    model: str | None = Field(None, description="the model file's name")
+    variant: str | None = Field(None, description="the inference variant configured "
+                                                  "(model.variant)")
+    inference_running: bool | None = None
+    inference_error: str | None = Field(None, description="the inference thread's last "
+                                                          "failure")
+    store_writable: bool | None = Field(None, description="the database and the snapshot "
+                                                          "folder can be written")
+    store_error: str | None = Field(None, description="why the store cannot be written: the "
+                                                      "last write's error, or the snapshot "
+                                                      "folder's")
+    alerts_waiting_for_store: int | None = Field(None, description="alert messages held until "
+                                                                   "the store takes them")
+    images_not_stored: int | None = Field(None, description="snapshot and heatmap writes the "
+                                                            "snapshot folder refused since "
+                                                            "the start (their alerts were "
+                                                            "stored without them)")
+    cameras: dict[str, CameraState] | None = Field(None, description="each running camera's "
+                                                                     "state")
 
 
 # -- session and admin -------------------------------------------------------------------------

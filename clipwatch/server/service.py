@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,11 @@ from clipwatch.server.camera_view import camera_view
 from clipwatch.server.event_store import EventStore
 from clipwatch.server.hub import Hub
 from clipwatch.server.inference_loop import InferenceLoop
+from clipwatch.server.memory import MemoryReleaser
 from clipwatch.server.messages import CamerasMessage, alert_message
 from clipwatch.server.metrics import Metrics
 from clipwatch.server.pipeline import CameraPipeline, Services
+from clipwatch.server.source_policy import check_api_source
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class CameraConflict(ClipwatchError):
 
 class UnknownCamera(ClipwatchError):
     """No camera has that id."""
+
+
+class CameraLimit(ClipwatchError):
+    """The service already holds server.max_cameras cameras."""
 
 
 class Service:
@@ -57,6 +62,10 @@ class Service:
                                  self.metrics, config.alerts, config.live,
                                  config.storage.jpeg_quality, threading.Event())
         self.pipelines: dict[str, CameraPipeline] = {}
+        # Cameras added or changed through the API in this run: their sources are checked
+        # against the server's policy again at each (re)connect (a name may resolve anew).
+        self.api_cameras: set[str] = set()
+        self.memory = MemoryReleaser()  # a removed camera's memory goes back to the system
         self.lock = threading.RLock()  # changes (cameras, users, settings) come from API threads
         self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
         self.started = False
@@ -92,6 +101,7 @@ class Service:
             self.pipelines.clear()
         if self._housekeeping.is_alive():
             self._housekeeping.join(10)  # a pass in progress finishes before the store closes
+        self.auth.checker.close()
         self.store.close()
         self.started = False
 
@@ -111,7 +121,10 @@ class Service:
                 return
 
     def _start_camera(self, camera: CameraConfig) -> None:
-        pipeline = CameraPipeline(camera, self.services)
+        server = self.config.server
+        check = (lambda source: check_api_source(source, server)) \
+            if camera.id in self.api_cameras else None
+        pipeline = CameraPipeline(camera, self.services, check_source=check)
         self.pipelines[camera.id] = pipeline
         pipeline.start()
 
@@ -119,6 +132,9 @@ class Service:
         pipeline = self.pipelines.pop(camera_id, None)
         if pipeline is not None:
             pipeline.stop()
+            # Its frames, queue and caches are freed once its reader thread ends (at once,
+            # or when an abandoned open or read returns); then the memory is handed back.
+            self.memory.release_after(pipeline.grabber.join)
         self.metrics.forget_camera(camera_id)
 
     # -- cameras -------------------------------------------------------------------------
@@ -129,34 +145,45 @@ class Service:
                 return camera
         raise UnknownCamera(f"no camera {camera_id!r}")
 
-    def camera_views(self) -> list[dict[str, Any]]:
-        return [camera_view(self.pipelines.get(c.id), c) for c in self.config.cameras]
+    def camera_views(self, detail: bool = False) -> list[dict[str, Any]]:
+        """Every camera as the API shows it; `detail` (admins): failures' own errors."""
+        return [camera_view(self.pipelines.get(c.id), c, detail) for c in self.config.cameras]
 
-    def camera_view(self, camera_id: str) -> dict[str, Any]:
-        return camera_view(self.pipelines.get(camera_id), self.camera(camera_id))
+    def camera_view(self, camera_id: str, detail: bool = False) -> dict[str, Any]:
+        return camera_view(self.pipelines.get(camera_id), self.camera(camera_id), detail)
 
-    def add_camera(self, camera: CameraConfig) -> dict[str, Any]:
+    def add_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
+        """Add a camera (refused beyond server.max_cameras). `from_api`: its source is held
+        to the server's policy at each connect (the API checked it once already)."""
         with self.lock:
             if any(c.id == camera.id for c in self.config.cameras):
                 raise CameraConflict(f"camera {camera.id!r} already exists")
+            limit = self.config.server.max_cameras
+            if len(self.config.cameras) >= limit:
+                raise CameraLimit(f"the service holds {limit} cameras, its limit "
+                                  "(server.max_cameras); remove one first")
+            if from_api:
+                self.api_cameras.add(camera.id)
             self.config.cameras.append(camera)
             self.persist()
             if camera.enabled and self.started:
                 self._start_camera(camera)
             self._announce()
-            return self.camera_view(camera.id)
+            return self.camera_view(camera.id, detail=True)
 
-    def replace_camera(self, camera: CameraConfig) -> dict[str, Any]:
+    def replace_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
         """Apply a changed camera: its pipeline restarts with the new settings."""
         with self.lock:
             old = self.camera(camera.id)
+            if from_api:
+                self.api_cameras.add(camera.id)
             self.config.cameras[self.config.cameras.index(old)] = camera
             self.persist()
             self._stop_camera(camera.id)
             if camera.enabled and self.started:
                 self._start_camera(camera)
             self._announce()
-            return self.camera_view(camera.id)
+            return self.camera_view(camera.id, detail=True)
 
     def remove_camera(self, camera_id: str) -> None:
         with self.lock:
@@ -164,6 +191,7 @@ class Service:
             self.config.cameras.remove(camera)
             self.persist()
             self._stop_camera(camera_id)
+            self.api_cameras.discard(camera_id)
             self._announce()
 
     def persist(self) -> None:
@@ -178,15 +206,16 @@ class Service:
     def readiness(self) -> dict[str, Any]:
         """What /readyz reports: ready when the model is loaded, scoring runs and the store
         can be written."""
+        store_error = self.store.check()  # the database and the snapshot folder
         checks = {
             "model": self.detector.path.name,
             "variant": self.model.variant,
             "inference_running": self.inference.alive,
             "inference_error": self.inference.error,
-            "store_writable": os.access(self.store.folder, os.W_OK)
-            and self.store.failing_since is None,
-            "store_error": self.store.last_error,
+            "store_writable": store_error is None,
+            "store_error": store_error,
             "alerts_waiting_for_store": sum(p.unstored for p in self.pipelines.values()),
+            "images_not_stored": self.store.images_not_stored,
             "cameras": {cid: p.status.state for cid, p in self.pipelines.items()},
         }
         checks["ready"] = bool(self.started and checks["inference_running"]

@@ -24,6 +24,12 @@ import cv2
 import numpy as np
 
 from clipwatch.errors import SourceError
+from clipwatch.stream.local_files import (
+    decoder_path,
+    open_regular,
+    read_regular,
+    special_file_problem,
+)
 
 # Extensions OpenCV decodes in every standard build; compared lower-cased because the
 # official UCSD tarball and many camera exports use upper-case names (.TIF, .JPG).
@@ -38,6 +44,12 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 # FFmpeg's own log lines go straight to stderr, unformatted, and some name the stream's URL
 # with its password; every failure is reported by our one-line SourceError instead.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# OpenCV's FFmpeg backend holds one process-wide lock across every open (avformat_open_input
+# and the stream probe): one camera whose open hangs (a stream that accepts and never
+# answers holds it up to its open timeout; a FIFO held it for good) kept every other file and
+# stream camera from opening. FFmpeg's own open is thread-safe (no global state since 4.0, and
+# the wheel's is 8.x), so the lock only serialises; OpenCV reads this at each open.
+os.environ.setdefault("OPENCV_FFMPEG_IS_THREAD_SAFE", "1")
 
 
 class Frame(NamedTuple):
@@ -184,13 +196,10 @@ def _extension_list() -> str:
 
 
 def _read_image(file: Path) -> np.ndarray:
-    # np.fromfile + imdecode instead of imread: imread returns None for every kind of failure
-    # (and cannot open non-ASCII paths on Windows), while this keeps a missing or unreadable
-    # file apart from one that is not an image.
-    try:
-        data = np.fromfile(file, dtype=np.uint8)
-    except OSError as exc:
-        raise SourceError(f"cannot read frame {file}: {exc.strerror or exc}") from None
+    # Bytes + imdecode instead of imread: imread returns None for every kind of failure (and
+    # cannot open non-ASCII paths on Windows), while this keeps a missing or unreadable file
+    # apart from one that is not an image. read_regular refuses a frame swapped for a FIFO.
+    data = np.frombuffer(read_regular(file), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise SourceError(f"cannot decode frame {file}: not a readable image")
@@ -280,8 +289,13 @@ class VideoFileSource(_CaptureSource):
 
     def _make_capture(self) -> cv2.VideoCapture:
         # FFmpeg by name rather than CAP_ANY: the fallback image-sequence backend reads a '%'
-        # in a file name as a printf pattern.
-        return cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        # in a file name as a printf pattern. FFmpeg gets the regular file checked and held
+        # open here (/proc/self/fd/N), never a FIFO or device swapped in after the check.
+        fd = open_regular(self.path)
+        try:
+            return cv2.VideoCapture(decoder_path(fd, self.path), cv2.CAP_FFMPEG)
+        finally:
+            os.close(fd)
 
     def _open_error(self) -> SourceError:
         return SourceError(f"{self.path} is not a readable video")
@@ -424,6 +438,9 @@ def open_source(spec: str | os.PathLike[str], fps: float | None = None, *,
                 )
             return _override_fps(StreamSource(spec, open_timeout_s, read_timeout_s), fps)
     path = Path(spec)
+    problem = special_file_problem(path)
+    if problem:
+        raise SourceError(problem)
     if path.is_dir():
         return FolderSource(path, DEFAULT_FOLDER_FPS if fps is None else fps)
     if path.exists():

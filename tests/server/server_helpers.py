@@ -8,7 +8,9 @@ twice the recording's rate, with stride 5, so the suite does not wait 18 s per r
 from __future__ import annotations
 
 import json
+import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -135,3 +137,42 @@ class ServerProcess:
 
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
             return json.loads(response.read())
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: a stream whose open hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def open_connections(self) -> int:
+        """Connections the client has not closed yet."""
+        count = 0
+        for conn in list(self.held):
+            conn.setblocking(False)
+            try:
+                while conn.recv(65536):  # what the client sent, then b"" once it closed
+                    pass
+            except BlockingIOError:
+                count += 1  # nothing more to read, and not closed
+            except OSError:
+                pass  # reset by the client
+        return count
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

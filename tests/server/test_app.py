@@ -87,14 +87,21 @@ def test_snapshot_and_heatmap_are_real_jpegs_of_the_camera_frame(live):
 
 
 def test_scores_and_frames_reach_the_websocket_client(live):
-    _, _, seen = live
+    client, _, seen = live
+    view = client.get("/api/cameras/ped2").json()
+    # Frames a busy machine did not score: sampled out evenly, or dropped by the queue (a
+    # drop also restarts the clips: up to CLIP_LENGTH frames then wait for the next one, and
+    # the live score warms up again).
+    unscored = view["frames_sampled_out"] + CLIP_LENGTH * view["frames_dropped"]
     scores = [m for m in seen["text"] if m["type"] == "score"]
-    assert len(scores) > 100
+    assert len(scores) > 100 - unscored
     frames = [m["frame"] for m in scores]
     assert frames == sorted(frames)  # in order, each frame once
     assert len(set(frames)) == len(frames)
+    # No verdict only while the baseline is learned (its 60 scored frames, warm-up included)
+    # and in the warm-up after a drop: on an idle machine, all before the cyclist.
     learning = [m for m in scores if m["regularity"] is None]
-    assert learning and max(m["frame"] for m in learning) < ABNORMAL_FROM_INDEX
+    assert learning and max(m["frame"] for m in learning) < ABNORMAL_FROM_INDEX + unscored
     assert any(m["alerting"] for m in scores)
     header, jpeg = seen["frames"][-1]
     assert header["camera"] == "ped2" and header["overlay"] is True

@@ -153,7 +153,7 @@ def test_auth_cli_prints_hashes_never_the_password(tmp_path):
                           "bob", "--role", "admin"], input="a long secret\n",
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "a long secret" not in run.stdout
-    assert "pbkdf2_sha256$" in run.stdout and "role: admin" in run.stdout
+    assert "$argon2id$" in run.stdout and "role: admin" in run.stdout
     short = subprocess.run([sys.executable, "-m", "clipwatch", "auth", "password", "--name",
                             "bob"], input="short\n", capture_output=True, text=True, timeout=60)
     assert short.returncode == 1 and "at least 8 characters" in short.stderr

@@ -109,3 +109,29 @@ def test_retention_deletes_old_snapshots_then_the_oldest_beyond_the_size_cap(tmp
     assert total == 5  # the history stays; only the images go
     assert {e["id"]: e["snapshot_url"] for e in events}[ids[0]] is None
     assert store.prune(max_age_days=30, max_bytes=4500, now=now) == 0  # nothing more to do
+
+
+def test_a_broken_snapshot_folder_costs_the_images_not_the_alert(tmp_path, caplog):
+    store = EventStore(tmp_path)
+    store.snapshots.rmdir()
+    store.snapshots.write_bytes(b"not a folder")  # every write below it: NotADirectoryError
+    images = {"snapshot": b"\xff\xd8jpeg", "heatmap": b"hm"}
+    _, event = store.record("start", alert(), images)  # stored, without its images
+    assert event["snapshot_url"] is None and event["heatmap_url"] is None
+    _, event = store.record("update", alert(id=event["id"], frames=9), images)
+    assert store.images_not_stored == 4 and "snapshots" in store.check()
+    assert caplog.text.count("cannot write snapshots") == 1  # said once, then counted
+    store.snapshots.unlink()  # repaired: the next check sees it, before any alert
+    assert store.check() is None and "4 image writes failed" in caplog.text
+    _, event = store.record("end", alert(id=event["id"], ended_at=109.0), images)
+    assert store.image_path(event["id"], "snapshot").read_bytes() == b"\xff\xd8jpeg"
+
+
+def test_ids_sqlite_cannot_hold_name_nothing_and_leave_no_transaction_open(tmp_path):
+    store = EventStore(tmp_path)
+    for event_id in (2**63, 2**64, -(2**63) - 1):
+        assert store.get(event_id) is None and store.acknowledge(event_id, "x") is None
+        assert store.image_path(event_id, "snapshot") is None
+    assert store.messages_since(2**70) == []
+    _, event = store.record("start", alert())  # the store still writes
+    assert store.acknowledge(event["id"], "seen") is not None

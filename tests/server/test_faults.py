@@ -11,44 +11,18 @@ is dropped (a drop would restart its clips and cost the frames waiting for them)
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import ped2_clip01, replay_camera, wait_for
+from server_helpers import SilentServer, ped2_clip01, replay_camera, wait_for
 
 from clipwatch.config import CameraConfig, Config
 from clipwatch.server.app import create_app
 
 SIZES_FRAMES = 60  # the recording whose frames change size
-
-
-class SilentServer:
-    """Accepts TCP connections and never says a word (a camera that hangs at connect)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 class HtmlPage(BaseHTTPRequestHandler):

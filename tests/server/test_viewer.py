@@ -9,6 +9,11 @@ benchmarks).
 
 The page's measurements (window.clipwatch) are test instrumentation, off by default: these
 tests open the viewer at INSTRUMENTED, and check that the plain URL exposes nothing.
+
+The page runs under the service's Content-Security-Policy (no inline script, no eval): a
+violation would be a console error. Waits poll with `page.evaluate` for that reason:
+Playwright's `wait_for_function` evaluates its predicate with the page's own eval, which the
+policy rightly refuses.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +72,15 @@ def watch_scripts(page) -> dict[str, str]:
     return scripts
 
 
+def wait_js(page, expression: str, timeout: float) -> None:
+    """Until `expression` is truthy in the page (`timeout` in ms, as Playwright's)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout / 1000:g} s waiting for {expression}")
+        page.wait_for_timeout(100)
+
+
 def shown_fps(tile) -> float:
     text = tile.locator(".meta .fps").text_content()
     match = re.fullmatch(r"(\d+\.\d) fps", text)
@@ -106,12 +121,13 @@ def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser,
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     console, uncaught = watch_errors(page)
     scripts = watch_scripts(page)
-    page.goto(server.url + INSTRUMENTED)
+    policy = page.goto(server.url + INSTRUMENTED).headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe" not in policy  # what the page runs under
 
     tile = page.locator('.tile[data-camera="ped2"]')
     tile.wait_for(timeout=20_000)
-    page.wait_for_function("window.clipwatch && window.clipwatch.frameCount['ped2'] > 5",
-                           timeout=30_000)
+    wait_js(page, "window.clipwatch && window.clipwatch.frameCount['ped2'] > 5",
+            timeout=30_000)
     assert tile.locator("img.video").get_attribute("src").startswith("blob:")
 
     # the viewer is ES modules, from this server only, each served as JavaScript
@@ -166,12 +182,12 @@ def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser,
     # the server restarts: the page notices, reconnects by itself and video flows again
     latencies = page.evaluate("window.clipwatch.latencies.slice()")
     server.stop()
-    page.wait_for_function("window.clipwatch.connected === false", timeout=15_000)
+    wait_js(page, "window.clipwatch.connected === false", timeout=15_000)
     frames_before = count(page, "frameCount")
     server.start()
-    page.wait_for_function("window.clipwatch.connected === true", timeout=30_000)
-    page.wait_for_function(f"window.clipwatch.frameCount['ped2'] > {frames_before + 5}",
-                           timeout=30_000)
+    wait_js(page, "window.clipwatch.connected === true", timeout=30_000)
+    wait_js(page, f"window.clipwatch.frameCount['ped2'] > {frames_before + 5}",
+            timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "viewer-reconnected.png"))
     assert uncaught == []
     # while it was down Chromium logged the refused connections; nothing else went wrong
@@ -221,7 +237,7 @@ def test_the_viewer_asks_for_a_login_when_the_server_has_auth(browser, shared_da
         page.fill("#login-password", "night shift")
         page.click("#login-submit")
         form.wait_for(state="hidden", timeout=10_000)
-        page.wait_for_function("window.clipwatch.frameCount['ped2'] > 3", timeout=30_000)
+        wait_js(page, "window.clipwatch.frameCount['ped2'] > 3", timeout=30_000)
         # no fps in the config: the figure on the tile can only be the measured one
         wait_fps_shown(page.locator('.tile[data-camera="ped2"]'))
         view = camera_view(page)

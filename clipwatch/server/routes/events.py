@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clipwatch.server.deps import ServiceDep
 from clipwatch.server.errors import MissingImage, UnknownEvent, responses
-from clipwatch.server.event_store import StoreError, event_json
+from clipwatch.server.event_store import MAX_ID, StoreError, event_json
 from clipwatch.server.messages import AlertMessage
 from clipwatch.server.schemas import Event, EventPage
 from clipwatch.server.service import Service
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}}
+# An id SQLite can hold: a larger one is refused (422) before it reaches the store.
+EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="the event's id")]
 
 
 class Acknowledgement(BaseModel):
@@ -40,7 +42,7 @@ def list_events(
 
 
 @router.get("/{event_id}", responses=responses(UnknownEvent))
-def get_event(event_id: int, service: ServiceDep) -> Event:
+def get_event(event_id: EventId, service: ServiceDep) -> Event:
     row = service.store.get(event_id)
     if row is None:
         raise UnknownEvent(f"no event {event_id}")
@@ -48,7 +50,7 @@ def get_event(event_id: int, service: ServiceDep) -> Event:
 
 
 @router.post("/{event_id}/ack", responses=responses(UnknownEvent, StoreError))
-def acknowledge(event_id: int, body: Acknowledgement, service: ServiceDep) -> Event:
+def acknowledge(event_id: EventId, body: Acknowledgement, service: ServiceDep) -> Event:
     """Mark the event acknowledged; viewers get an `alert` message with `event: "ack"`."""
     result = service.store.acknowledge(event_id, body.note.strip())
     if result is None:
@@ -68,13 +70,13 @@ def _image(event_id: int, name: str, service: Service) -> FileResponse:
 
 @router.get("/{event_id}/snapshot.jpg", response_class=FileResponse,
             responses=JPEG | responses(MissingImage))
-def snapshot(event_id: int, service: ServiceDep) -> FileResponse:
+def snapshot(event_id: EventId, service: ServiceDep) -> FileResponse:
     """The alert's worst frame."""
     return _image(event_id, "snapshot", service)
 
 
 @router.get("/{event_id}/heatmap.jpg", response_class=FileResponse,
             responses=JPEG | responses(MissingImage))
-def heatmap(event_id: int, service: ServiceDep) -> FileResponse:
+def heatmap(event_id: EventId, service: ServiceDep) -> FileResponse:
     """The worst frame with its heatmap over it."""
     return _image(event_id, "heatmap", service)

@@ -4,15 +4,19 @@ Every message both ways is defined in messages.py (and shown in /docs). Client m
   subscribe  which cameras, with or without video and heatmap overlay
   resume     the alert messages missed since a sequence number, from the store
   ping       answered by a pong
-A malformed message gets an `error` reply and the connection stays open. The route is public
-to the app's auth default: it checks the credentials itself after accepting, so it can close
-with 4401, which a browser sees (a refused handshake is only "1006").
+A malformed message (or one the server fails on: the store unreadable, a bug) gets an
+`error` reply and the connection stays open. The route is public to the app's auth default:
+it checks the credentials itself after accepting, so it can close with 4401, which a browser
+sees (a refused handshake is only "1006"). A handshake from a web page of another origin is
+refused before anything else (HTTP 403): browsers let any page open a websocket anywhere,
+with the operator's cookie (security.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -21,6 +25,7 @@ from pydantic import ValidationError
 from clipwatch.config import one_line
 from clipwatch.server.auth import public
 from clipwatch.server.deps import connection_service
+from clipwatch.server.event_store import StoreError
 from clipwatch.server.hub import Client
 from clipwatch.server.messages import (
     CLIENT_MESSAGE_MODELS,
@@ -32,8 +37,10 @@ from clipwatch.server.messages import (
     ResumeMessage,
     SubscribeMessage,
 )
+from clipwatch.server.security import origin_allowed
 from clipwatch.server.service import Service
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 MAX_MESSAGE_BYTES = 16_384
 UNAUTHORIZED = 4401  # application close code: the viewer shows its login form
@@ -66,8 +73,12 @@ def _handle(text: str, client: Client, service: Service) -> None:
             cameras = None if "*" in message.cameras else set(message.cameras)
             service.hub.subscribe(client, cameras, message.video, message.overlay)
         case ResumeMessage():
-            for missed in service.store.messages_since(message.since, RESUME_LIMIT):
-                service.hub.enqueue(client, missed)
+            try:
+                missed = service.store.messages_since(message.since, RESUME_LIMIT)
+            except StoreError as exc:
+                return _error(client, service, f"resume: {exc}; send it again later")
+            for alert in missed:
+                service.hub.enqueue(client, alert)
         case PingMessage():
             service.hub.enqueue(client, PongMessage(server_time=time.time()))
 
@@ -76,6 +87,11 @@ def _handle(text: str, client: Client, service: Service) -> None:
 @public
 async def live(websocket: WebSocket) -> None:
     service = connection_service(websocket)
+    if not origin_allowed(websocket, service.config.server.allowed_origins):
+        log.info("refused a websocket from a page of %s (not this service's origin)",
+                 websocket.headers.get("origin", "")[:200])
+        await websocket.close(code=1008)  # before accepting: the handshake gets a 403
+        return
     await websocket.accept()
     if service.auth.identify(websocket) is None:
         # Accepted first so the browser sees this code (a refused handshake is only "1006").
@@ -97,7 +113,11 @@ async def live(websocket: WebSocket) -> None:
             if event["type"] == "websocket.disconnect":
                 break
             if event.get("text") is not None:
-                _handle(event["text"], client, service)
+                try:
+                    _handle(event["text"], client, service)
+                except Exception:  # a bug: said once here, the connection carries on
+                    log.exception("websocket: handling a client message failed")
+                    _error(client, service, "the server could not handle that message")
             else:
                 _error(client, service, "binary messages are not accepted")
     except (WebSocketDisconnect, RuntimeError):
