@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scoring = ScoringOptions.parse(args.scoring) if args.scoring else None
     report = evaluate(model, args.ucsd_root, clip_names=args.clips,
                       normal_data=args.normal_data, normal_names=args.normal_clips,
-                      compare=not args.no_compare, scoring=scoring)
+                      compare=not args.no_compare, scoring=scoring, masks=args.masks)
     result = report.to_json()
     if report.variants:
         print(f"{'scoring':<28} {'AUC paper':>9} {'EER paper':>9} {'AUC causal':>10} "
@@ -220,6 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"{result['auc_paper']:.4f}, EER {result['eer']:.4f}; AUC causal "
           + (f"{causal:.4f}, EER {result['eer_causal']:.4f}" if causal is not None
              else "n/a (no calibration)"))
+    print(quality_line(result))
     if args.json:
         try:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +237,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  f"{Path(args.model).name} on {Path(args.ucsd_root).name}")
         print(f"plots written to {folder}/")
     return 0
+
+
+def quality_line(result: dict) -> str:
+    """evaluate's detection-quality figures on one line."""
+    def num(value, digits=4):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    parts = [f"AUC paper (min-max) {num(result['auc_paper_minmax'])}"]
+    loc = result.get("localization")
+    parts.append(f"heatmap peak in mask {num(loc['peak_in_mask'])} of {loc['frames']} frames, "
+                 f"pixel AUC {num(loc['pixel_auc'])}" if loc else "localization n/a (no masks)")
+    alerts = result.get("alerts")
+    parts.append(f"alerts {alerts['alerts']}: {alerts['events_detected']}/{alerts['events']} "
+                 f"events detected, {num(alerts['alerts_per_detected_event'], 2)} alerts per "
+                 f"detected event, {alerts['false_alerts']} false, median delay "
+                 f"{num(alerts['median_delay_frames'], 1)} frames"
+                 if alerts else "alerts n/a (no calibration)")
+    return "; ".join(parts)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -413,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "sidecar's held-out clips)")
     p.add_argument("--scoring", help="evaluate this scoring instead of the model's own")
     p.add_argument("--no-compare", action="store_true", help="skip the scoring comparison")
+    p.add_argument("--masks", help="folder of the official TestNNN_gt pixel-mask folders (or a "
+                                   "parent of it), for heatmap localization; an official root "
+                                   "has its own")
     _add_model_options(p)
     p.set_defaults(func=cmd_evaluate)
     return parser

@@ -9,7 +9,7 @@ frame-level AUC (paper and causal regularity) and EER are computed over all fram
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -114,12 +114,17 @@ def until_interrupted(frames: Iterator[Frame]) -> Iterator[Frame]:
 
 def score_target(target: ReplayTarget, model: LoadedModel, settings: ScorerSettings,
                  realtime: bool, batch_size: int, bar: tqdm, heatmap_dir: Path | None = None,
-                 extra_patches: tuple[int, ...] | None = None) -> tuple[ClipResult, ClipScorer]:
+                 extra_patches: tuple[int, ...] | None = None,
+                 on_map: Callable[[FrameScore], None] | None = None,
+                 ) -> tuple[ClipResult, ClipScorer]:
     """Score every frame of one target through the live path (ClipScorer and the model's
     reconstructor); returns its result and the scorer. With `extra_patches` (not None) the
-    scorer also keeps every clip's errors at all positions, for offline scoring options."""
+    scorer also keeps every clip's errors at all positions, for offline scoring options.
+    `on_map` is shown each frame's score with its error map (and image) as it is scored;
+    neither is kept after."""
     offline = extra_patches is not None and model.reconstructor.decodes_any_position
-    scorer = ClipScorer(target.name, settings, keep_maps=heatmap_dir is not None,
+    scorer = ClipScorer(target.name, settings,
+                        keep_maps=heatmap_dir is not None or on_map is not None,
                         all_positions=offline, extra_patches=extra_patches or ())
     if heatmap_dir is not None:
         heatmap_dir = heatmap_dir / target.name
@@ -141,8 +146,11 @@ def score_target(target: ReplayTarget, model: LoadedModel, settings: ScorerSetti
 
         for score in score_frames(counted(until_interrupted(frames)), scorer,
                                   model.reconstructor, batch_size):
+            if on_map is not None:
+                on_map(score)
             if heatmap_dir is not None:
                 write_heatmap(score, heatmap_dir)
+            if score.error_map is not None:
                 # Only numbers are kept: holding maps and images for a long replay would
                 # grow without bound.
                 score = replace(score, error_map=None, image=None)

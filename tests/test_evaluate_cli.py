@@ -87,3 +87,109 @@ def test_evaluate_refuses_a_folder_that_is_not_a_ucsd_root(shared_data):
     run = clipwatch("evaluate", str(DEFAULT_MODEL), str(shared_data / "video"))
     assert run.returncode == 1
     assert "is not a UCSD dataset root" in run.stderr and "Traceback" not in run.stderr
+
+
+# --- detection quality: localization and alerts ----------------------------------------------
+
+
+def _check_quality_fields(result: dict, frames_judged: int) -> None:
+    assert 0.0 <= result["auc_paper_minmax"] <= 1.0
+    loc = result["localization"]
+    assert loc["frames"] == frames_judged
+    assert 0.0 <= loc["peak_in_mask"] <= 1.0 and 0.0 <= loc["pixel_auc"] <= 1.0
+    alerts = result["alerts"]
+    assert set(alerts) >= {"events", "events_detected", "alerts", "alerts_per_detected_event",
+                           "false_alerts", "median_delay_frames"}
+    assert 0 <= alerts["events_detected"] <= alerts["events"]
+    assert 0 <= alerts["false_alerts"] <= alerts["alerts"]
+    for key in ("auc_paper", "auc_causal", "eer", "frames", "per_clip", "calibration"):
+        assert key in result, key  # the fields it had are all kept
+
+
+def test_evaluate_finds_the_official_layouts_own_masks(shared_data, tmp_path):
+    out = tmp_path / "eval.json"
+    run = clipwatch("evaluate", str(DEFAULT_MODEL), str(shared_data / "ucsd_ped2_tif"),
+                    "--no-compare", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    assert result["clips"] == 1
+    _check_quality_fields(result, result["frames_abnormal"])  # Test001: 61-180, all masked
+    assert result["alerts"]["events"] == 1
+    assert "heatmap peak in mask" in run.stdout
+
+
+def test_evaluate_reads_masks_beside_the_jpeg_layout(shared_data, tmp_path):
+    out = tmp_path / "eval.json"
+    masks = shared_data / "ucsd_ped2_masks"  # a parent of UCSDped2/Test is accepted too
+    run = clipwatch("evaluate", str(DEFAULT_MODEL), str(shared_data / "ucsd_ped2"),
+                    "--clips", "01", "--masks", str(masks), "--no-compare", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    _check_quality_fields(result, result["frames_abnormal"])
+
+
+def test_evaluate_refuses_masks_that_do_not_fit(shared_data, tmp_path):
+    ped2 = str(shared_data / "ucsd_ped2")
+    run = clipwatch("evaluate", str(DEFAULT_MODEL), ped2, "--clips", "01", "--no-compare",
+                    "--masks", str(shared_data / "video"))
+    assert run.returncode == 1
+    assert "no TestNNN_gt mask folders" in run.stderr and "Traceback" not in run.stderr
+    assert len([line for line in run.stderr.splitlines() if "error:" in line]) == 1
+    # Another clip's masks offered as clip 01's (Test003 has 150 frames, Test001 180).
+    wrong = tmp_path / "Test"
+    (wrong / "Test001_gt").mkdir(parents=True)
+    for path in sorted((shared_data / "ucsd_ped2_masks/UCSDped2/Test/Test003_gt").iterdir()):
+        shutil.copy(path, wrong / "Test001_gt" / path.name)
+    run = clipwatch("evaluate", str(DEFAULT_MODEL), ped2, "--clips", "01", "--no-compare",
+                    "--masks", str(wrong))
+    assert run.returncode == 1
+    assert "not this clip's masks" in run.stderr and "Traceback" not in run.stderr
+    assert len([line for line in run.stderr.splitlines() if "error:" in line]) == 1
+
+
+def test_peak_in_mask_counts_within_7_pixels_and_leaves_empty_masks_out():
+    from clipwatch.quality import Localization, peak_in_mask
+
+    y, x = np.mgrid[:227, :227]
+    # A bump centred at (101, 101): smoothed, its maximum stays there.
+    error_map = np.exp(-((y - 101) ** 2 + (x - 101) ** 2) / 200.0).astype(np.float32)
+    for dx, counts in ((0, True), (7, True), (8, False)):
+        mask = np.zeros((227, 227), bool)
+        mask[101, 101 + dx] = True
+        assert peak_in_mask(error_map, mask) is counts, dx
+    assert peak_in_mask(error_map, np.zeros((227, 227), bool)) is None
+    tally = Localization()
+    near = np.zeros((227, 227), bool)
+    near[96:106, 96:106] = True
+    tally.add(error_map, near)
+    tally.add(error_map, np.zeros((227, 227), bool))  # left out
+    result = tally.to_dict()
+    assert result["frames"] == 1 and result["peak_in_mask"] == 1.0
+    assert result["pixel_auc"] > 0.5
+
+
+def test_alert_events_on_synthetic_regularity():
+    from clipwatch.quality import AlertTally, alert_spans, intervals
+
+    threshold = 0.5
+    live = np.full(100, 0.9)
+    live[:9] = np.nan  # warm-up: no verdict
+    abnormal = np.zeros(100, bool)
+    abnormal[20:40] = True  # event 1: detected, 3 frames late
+    abnormal[60:70] = True  # event 2: missed
+    live[23:45] = 0.1
+    live[80:84] = 0.1  # too short to open an alert (5 frames needed)
+    live[88:95] = 0.1  # a false alert
+    assert intervals(abnormal) == [(20, 39), (60, 69)]
+    assert alert_spans(live, threshold) == [(23, 54), (88, 99)]  # closes 10 calm frames after
+    tally = AlertTally()
+    tally.add(live, abnormal, threshold)
+    assert tally.to_dict() == {"events": 2, "events_detected": 1, "alerts": 2,
+                               "alerts_per_detected_event": 1.0, "false_alerts": 1,
+                               "median_delay_frames": 3.0}
+    # An alert already open when the event starts: no delay (floored at 0).
+    early = np.full(100, 0.9)
+    early[10:30] = 0.1
+    tally = AlertTally()
+    tally.add(early, abnormal, threshold)
+    assert tally.to_dict()["median_delay_frames"] == 0.0
