@@ -159,6 +159,9 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
         "rss_growth_mb": round(memory[-1] - memory[0], 1),
         # over the last 15 s: flat means no queue or buffer keeps growing
         "rss_spread_last_15s_mb": round(max(memory[-4:]) - min(memory[-4:]), 1),
+        # how many of the last 15 s's 5-second samples grew by more than 2 MB
+        "rss_rises_last_15s": sum(b - a > 2 for a, b in
+                                  zip(memory[-4:-1], memory[-3:], strict=True)),
         "fast_client_frames_per_s": [round(r, 1) for r in rates],
         "scored_frames_per_s": round(scored_fps, 1),
         "planned_frames_per_s": round(planned_fps, 1),
@@ -180,7 +183,9 @@ def test_many_cameras_and_clients_with_slow_ones(shared_data, tmp_path):
     # start, one when the stalled clients were dropped and came back) and flat memory
     # between and after them: a step is an allocator settling, a leak would keep climbing.
     assert report["rss_growth_mb"] < 128
-    assert report["rss_spread_last_15s_mb"] < 10
+    # A leak keeps climbing: at most one step in the last 15 s, and no larger than the steps
+    # seen (a CI run caught the reconnect step, +20 MB, in the very last sample).
+    assert report["rss_rises_last_15s"] <= 1 and report["rss_spread_last_15s_mb"] < 48
     # The slow clients slow neither the pipeline (it scores most of what it planned: all 30
     # frames/s where the machine can, what it sampled the cameras down to where it cannot)
     # nor the fast clients (they keep most of the live frame rate).
