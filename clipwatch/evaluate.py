@@ -78,7 +78,7 @@ def score_clips(targets: list[ReplayTarget], model: LoadedModel, scoring: Scorin
     formula). With `patches` (not None), every clip's errors at every position are kept too,
     for other scoring options. A target with `masks` (by name: (frames, S, S) bool) shows
     `localization` each frame's error map as it is scored."""
-    settings = model.settings(1, calibration=calibration or False,
+    settings = model.settings(1, calibration=calibration,
                               scoring=replace(scoring, overlap=False))
     scored = []
     with tqdm(unit="frame", desc=what, disable=None, leave=False) as bar:

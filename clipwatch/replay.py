@@ -203,7 +203,7 @@ def replay(targets: list[ReplayTarget], model: LoadedModel, stride: int = 1,
     started = time.monotonic()
     own = model.sidecar.calibration
     calibration = own if scoring is None or (own and own.scoring == scoring) else None
-    settings = model.settings(stride, calibration or False, scoring=scoring)
+    settings = model.settings(stride, calibration, scoring=scoring)
     results, clips_scored = [], 0
     # Known totals (folders, files) give a real bar; tqdm hides itself when not on a terminal.
     disable = None if show_progress is None else not show_progress

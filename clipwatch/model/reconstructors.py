@@ -264,17 +264,13 @@ class LoadedModel:
     def sidecar(self):
         return self.detector.sidecar
 
-    def settings(self, stride: int = 1, calibration: Calibration | None | bool = True,
+    def settings(self, stride: int, calibration: Calibration | None,
                  baseline_frames: int | None = None,
                  scoring: ScoringOptions | None = None) -> ScorerSettings:
-        """How a source is scored with this model: its scoring and calibration unless told
-        otherwise (calibration=False: none)."""
+        """How a source is scored with this model: its scoring unless told otherwise, and
+        the live score's `calibration` (None: no verdicts, or a learned baseline)."""
         sidecar = self.sidecar
         own = sidecar.calibration
-        if calibration is True:
-            calibration = own
-        elif calibration is False:
-            calibration = None
         return ScorerSettings(
             spec=sidecar.input_spec, scoring=scoring or sidecar.scoring, calibration=calibration,
             stride=stride, clip_length=self.reconstructor.clip_length,

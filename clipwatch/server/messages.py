@@ -157,8 +157,8 @@ CLIENT_MESSAGE_MODELS: dict[str, type[BaseModel]] = {
 
 
 def to_wire(message: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    """A message as the hub queues it: a model's JSON-ready dict; a dict as it is (the
-    pipeline still builds some by hand)."""
+    """A message as the hub queues it: a model's JSON-ready dict; a dict as it is (alert
+    messages replayed from the store are already in that form)."""
     if isinstance(message, BaseModel):
         return message.model_dump(mode="json")
     return message  # type: ignore[return-value]

@@ -72,7 +72,7 @@ class CameraPipeline:
         self.camera = camera
         self.s = services
         settings = services.model.settings(
-            camera.stride, camera_calibration(camera, services.model) or False,
+            camera.stride, camera_calibration(camera, services.model),
             baseline_frames=camera.baseline_frames)
         self.scorer = ClipScorer(camera.id, settings, keep_maps=True)
         self.sequencer = FrameSequencer()
