@@ -135,7 +135,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(data=str(args.data), steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, lr_schedule=args.lr_schedule, holdout=tuple(args.holdout),
-                         seed=args.seed,
+                         frame_strides=tuple(args.frame_strides),
+                         pseudo_anomalies=args.pseudo_anomalies,
+                         pseudo_strides=tuple(args.pseudo_strides), init=args.init,
+                         snapshot_every=args.snapshot_every, seed=args.seed,
                          checkpoint_every_s=args.checkpoint_minutes * 60, bf16=not args.fp32)
     result = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes,
                    stop_at=args.until)
@@ -193,9 +196,36 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def write_json(path: Path, data: dict) -> None:
     import json
 
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise ClipwatchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"results written to {path}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from clipwatch.validation import validate
+
+    model = _model(args)
+    clips = args.clips or model.sidecar.provenance.get("held_out_clips") or []
+    if not clips:
+        raise ClipwatchError("name the held-out normal clips with --clips (the model's sidecar "
+                             "names none)")
+    result = validate(model, args.normal_data, [str(c) for c in clips])
+    print(f"validation on held-out normal clips {', '.join(result.clips)} "
+          f"({model.variant}): AUC fast {result.fast_auc:.4f}, AUC fast box "
+          f"{result.fast_box_auc:.4f}, heatmap peak on the fast box {result.fast_box_peak:.4f}, "
+          f"normal error {result.normal_error_mean:.1f}; score {result.score:.4f}")
+    if args.json:
+        write_json(Path(args.json), result.to_dict())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from clipwatch.evaluate import evaluate
     from clipwatch.model.scoring_options import ScoringOptions
     from clipwatch.plots import plot_regularity, plot_roc
@@ -222,12 +252,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
              else "n/a (no calibration)"))
     print(quality_line(result))
     if args.json:
-        try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        except OSError as exc:
-            raise ClipwatchError(f"cannot write {args.json}: {exc.strerror or exc}") from None
-        print(f"results written to {args.json}")
+        write_json(Path(args.json), result)
     if args.plots:
         folder = Path(args.plots)
         for clip in report.clips:
@@ -397,6 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     p.add_argument("--holdout", nargs="*", default=[], help="normal clips kept for calibration")
+    p.add_argument("--frame-strides", nargs="+", type=_positive_int, default=[1, 2, 3],
+                   help="frame strides of the normal training clips")
+    p.add_argument("--pseudo-anomalies", type=int, default=0, metavar="N",
+                   help="clips per batch drawn with skipped frames (--pseudo-strides) and "
+                        "trained to reconstruct their stride-1 clip (default 0)")
+    p.add_argument("--pseudo-strides", nargs="+", type=_positive_int, default=[2, 3, 4, 5])
+    p.add_argument("--init", help="start from these weights (a checkpoint or an exported "
+                                  ".onnx) to fine-tune them")
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
+                   help="also keep OUT/step_NNNNNN.pt every STEPS steps, to compare lengths")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
@@ -437,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "has its own")
     _add_model_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("validate", help="synthetic anomalies on held-out normal clips: the "
+                                        "measure runs are compared by, without test labels")
+    p.add_argument("model")
+    p.add_argument("normal_data", help="UCSD root (its training clips) or folder of normal clips")
+    p.add_argument("--clips", nargs="*", help="held-out normal clips (default: the sidecar's)")
+    p.add_argument("--json", help="write the results to this JSON file")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

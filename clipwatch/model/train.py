@@ -4,6 +4,12 @@ Clips are sampled at random from the normal clips held in memory, with temporal
 augmentation (frame strides 1, 2, 3 as in Chong & Tay) and random window offsets. The run
 checkpoints every few minutes, and `resume` continues exactly where it stopped: model,
 optimizer, step and both random generators are in the checkpoint.
+
+Pseudo-anomalies (Astrid et al. 2021, "Learning Not to Reconstruct Anomalies"): a share of
+each batch is drawn with skipped frames (strides 2-5), which look like Ped2's fast movers,
+and the model is taught to reconstruct the clip at normal speed from the same first frame
+instead of the fast clip it sees. A run can start from another model's weights (`init`: a
+checkpoint or an exported .onnx) to fine-tune it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ class TrainConfig:
     # at a low rate settle the weights; the rate is a function of the step, so resume is exact).
     lr_schedule: str = "constant"
     frame_strides: tuple[int, ...] = (1, 2, 3)
+    # Clips per batch drawn with skipped frames and trained towards their stride-1 clip.
+    pseudo_anomalies: int = 0
+    pseudo_strides: tuple[int, ...] = (2, 3, 4, 5)
+    init: str | None = None  # start from these weights (checkpoint or .onnx), not at random
+    snapshot_every: int = 0  # also keep step_NNNNNN.pt every this many steps (0: never)
     holdout: tuple[str, ...] = ()  # normal clips kept out of training, for calibration
     seed: int = 0
     checkpoint_every_s: float = 300.0
@@ -52,10 +63,11 @@ class ClipSampler:
     """Random training clips (B, T, 1, S, S) drawn from whole normal clips held in memory."""
 
     def __init__(self, videos: list[np.ndarray], clip_length: int, strides: tuple[int, ...],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, pseudo_strides: tuple[int, ...] = (2, 3, 4, 5)) -> None:
         self.videos = videos
         self.clip_length = clip_length
         self.strides = strides
+        self.pseudo_strides = pseudo_strides
         self.rng = rng
         usable = [len(v) >= clip_length for v in videos]
         if not any(usable):
@@ -64,17 +76,27 @@ class ClipSampler:
         lengths = np.array([len(v) for v in videos], dtype=np.float64) * usable
         self.weights = lengths / lengths.sum()
 
-    def sample(self, batch_size: int) -> np.ndarray:
-        batch = []
-        for _ in range(batch_size):
+    def sample(self, batch_size: int, pseudo: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets), each (B, T, 1, S, S). The last `pseudo` clips are pseudo-anomalies:
+        skipped frames in, the same start at stride 1 as the target; the others are their
+        own targets."""
+        inputs, targets = [], []
+        for k in range(batch_size):
+            anomaly = k >= batch_size - pseudo
             video = self.videos[self.rng.choice(len(self.videos), p=self.weights)]
             # The largest stride this video can hold, so short clips still yield stride 1 windows.
-            fits = [s for s in self.strides if (self.clip_length - 1) * s < len(video)] or [1]
+            strides = self.pseudo_strides if anomaly else self.strides
+            fits = [s for s in strides if (self.clip_length - 1) * s < len(video)] or [1]
             stride = int(self.rng.choice(fits))
             span = (self.clip_length - 1) * stride + 1
             start = int(self.rng.integers(0, len(video) - span + 1))
-            batch.append(video[start:start + span:stride])
-        return np.stack(batch)[:, :, None].astype(np.float32)  # (B, T, 1, S, S)
+            inputs.append(video[start:start + span:stride])
+            targets.append(video[start:start + self.clip_length] if anomaly else inputs[-1])
+
+        def stack(clips: list[np.ndarray]) -> np.ndarray:
+            return np.stack(clips)[:, :, None].astype(np.float32)
+
+        return stack(inputs), stack(targets)
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,17 @@ def learning_rate(config: TrainConfig, step: int) -> float:
         progress = min(step / max(config.steps, 1), 1.0)
         return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
     raise ClipwatchError(f"unknown learning-rate schedule {config.lr_schedule!r}")
+
+
+def initial_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The network weights of a checkpoint or of an exported .onnx, to fine-tune from."""
+    if path.suffix == ".onnx":
+        from clipwatch.model.fast_export import network_from_onnx
+
+        if not path.is_file():
+            raise ClipwatchError(f"{path} does not exist")
+        return network_from_onnx(path).state_dict()
+    return load_checkpoint(path)["model"]
 
 
 def pick_device() -> torch.device:
@@ -110,6 +143,15 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     rng = np.random.default_rng(config.seed)
     model = SpatiotemporalAutoencoder(NetworkArgs(clip_length=config.input_spec.clip_length,
                                                   frame_size=config.input_spec.size)).to(device)
+    if config.init and not (resume and ckpt_path.exists()):
+        try:
+            model.load_state_dict(initial_weights(Path(config.init)))
+        except RuntimeError as exc:  # missing, extra or misshapen parameters
+            raise ClipwatchError(f"{config.init} does not hold this network's weights "
+                                 f"({str(exc).splitlines()[0]})") from None
+        log.info("starting from the weights of %s", config.init)
+    if not 0 <= config.pseudo_anomalies < config.batch_size:
+        raise ClipwatchError(f"pseudo-anomalies per batch must be 0 to {config.batch_size - 1}")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, losses, seconds, history = 0, [], 0.0, []
     if resume and ckpt_path.exists():
@@ -139,10 +181,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     log.info("training on %d normal clips (%d frames), holding out %s", len(clips),
              sum(len(c.frames) for c in clips), list(config.holdout) or "none")
     sampler = ClipSampler([c.frames for c in clips], config.input_spec.clip_length,
-                          config.frame_strides, rng)
+                          config.frame_strides, rng, config.pseudo_strides)
 
-    def checkpoint() -> None:
-        save_checkpoint(ckpt_path, {
+    def checkpoint(path: Path = ckpt_path) -> None:
+        save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "network_args": model.args.to_dict(), "input_spec": config.input_spec.to_dict(),
             "config": asdict(config), "train_clips": [c.name for c in clips],
@@ -162,10 +204,11 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
             log.info("time budget of %.1f min reached at step %d", max_minutes, step)
             break
         t0 = time.monotonic()
-        batch = torch.from_numpy(sampler.sample(config.batch_size)).to(device)
+        inputs, targets = sampler.sample(config.batch_size, config.pseudo_anomalies)
+        inputs, targets = torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
         with autocast:
-            recon = model(batch)
-        loss = torch.mean((recon.float() - batch) ** 2)
+            recon = model(inputs)
+        loss = torch.mean((recon.float() - targets) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for group in optimizer.param_groups:
@@ -177,6 +220,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         seconds += elapsed
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.5f}", clips_s=f"{config.batch_size / elapsed:.1f}")
+        if config.snapshot_every and step % config.snapshot_every == 0:
+            checkpoint(out_dir / f"step_{step:06d}.pt")
         if time.monotonic() - last_save > config.checkpoint_every_s:
             checkpoint()
             last_save = time.monotonic()
