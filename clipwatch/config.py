@@ -175,6 +175,9 @@ class AlertConfig(_Strict):
                                           "close it")
     hysteresis: float = Field(0.02, ge=0, le=1,
                               description="margin above the threshold needed to close")
+    merge_seconds: float = Field(3.0, ge=0, le=3600,
+                                 description="an alert that closes and opens again within this "
+                                             "gap continues as the same alert (0: never merge)")
     update_seconds: float = Field(1.0, gt=0, le=3600,
                                   description="at most one update message per alert this often")
 

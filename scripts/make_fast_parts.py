@@ -13,6 +13,7 @@ import numpy as np
 
 from clipwatch.model.fast_export import export_parts, quantize_parts, write_manifest
 from clipwatch.model.sidecar import read_sidecar
+from clipwatch.model.variants import AUTO_VARIANTS
 from clipwatch.stream.footage import load_normal_clips
 
 
@@ -30,6 +31,8 @@ def main() -> int:
     parser.add_argument("model")
     parser.add_argument("normal_data", help="UCSD root (its training clips are normal)")
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--auto", choices=AUTO_VARIANTS, default="split",
+                        help="the variant model.variant: auto runs this model with")
     args = parser.parse_args()
     sidecar = read_sidecar(args.model)
     spec = sidecar.input_spec
@@ -46,7 +49,7 @@ def main() -> int:
         train = load_normal_clips(args.normal_data, spec, exclude=held_out)
         int8 = quantize_parts(args.model, windows(train, spec.clip_length, 2, rng))
         print("int8:", ", ".join(p.name for p in int8))
-    print("manifest:", write_manifest(args.model, diffs, int8))
+    print("manifest:", write_manifest(args.model, diffs, int8, args.auto))
     return 0
 
 

@@ -29,6 +29,7 @@ from onnx import numpy_helper
 from clipwatch.model.fast_network import FrameDecoder, FrameEncoder, StatefulStep, Temporal
 from clipwatch.model.network import NetworkArgs, SpatiotemporalAutoencoder
 from clipwatch.model.sidecar import read_sidecar
+from clipwatch.model.variants import AUTO_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +179,16 @@ def quantize_parts(model_path: Path, calibration_clips: np.ndarray) -> list[Path
     return written
 
 
-def write_manifest(model_path: Path, diffs: dict[str, float], int8: list[Path]) -> Path:
-    """Record the parts and their checks beside the model (read by the fast detector)."""
+def write_manifest(model_path: Path, diffs: dict[str, float], int8: list[Path],
+                   auto: str = "split") -> Path:
+    """Record the parts and their checks beside the model (read by the fast detector), and
+    the variant `model.variant: auto` runs it with (chosen by measurement, see the card)."""
+    if auto not in AUTO_VARIANTS:
+        raise ValueError(f"auto variant must be one of {', '.join(AUTO_VARIANTS)}")
     path = Path(model_path).with_suffix(".parts.json")
     path.write_text(json.dumps({
         "model": Path(model_path).name,
+        "auto": auto,
         "parts": {p: part_path(model_path, p).name for p in PARTS},
         "int8": {p.name.split(".")[-3]: p.name for p in int8},
         "max_abs_diff_vs_full_network": diffs,

@@ -27,7 +27,7 @@ from clipwatch.model.detector import Detector, DetectorOptions, make_session
 from clipwatch.model.reconstructor import ClipRequest, Reconstructor, fresh_segments
 from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
-from clipwatch.model.variants import VARIANTS
+from clipwatch.model.variants import AUTO_VARIANTS, VARIANTS
 
 
 def _chunks(n: int, size: int):
@@ -226,10 +226,20 @@ class StatefulFrames(_PerCameraCaches):
 
 
 def resolve_variant(variant: str, model_path: Path) -> str:
-    """'auto' -> the variant it runs for this model: split where the parts exist."""
-    if variant == "auto":
-        return "split" if Path(model_path).with_suffix(".parts.json").is_file() else "full"
-    return variant
+    """'auto' -> the variant it runs for this model: the one its parts manifest names
+    (split for a manifest that names none), full where there are no parts."""
+    if variant != "auto":
+        return variant
+    manifest = Path(model_path).with_suffix(".parts.json")
+    if not manifest.is_file():
+        return "full"
+    try:
+        auto = json.loads(manifest.read_text()).get("auto", "split")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ModelError(f"{manifest.name} is not a readable parts manifest ({exc})") from None
+    if auto not in AUTO_VARIANTS:
+        raise ModelError(f"{manifest.name} names an unknown auto variant {auto!r}")
+    return auto
 
 
 def make_reconstructor(variant: str, model_path: Path, options: DetectorOptions | None = None,

@@ -18,8 +18,10 @@ VARIANTS: tuple[str, ...] = get_args(Variant)
 PRODUCTION_VARIANTS: tuple[str, ...] = get_args(ProductionVariant)
 RESEARCH_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if v not in PRODUCTION_VARIANTS)
 DEVICES: tuple[str, ...] = get_args(Device)
+# What a model's parts manifest may name as the variant `auto` runs it with.
+AUTO_VARIANTS: tuple[str, ...] = ("split", "stateful")
 
 VARIANT_HELP = ("full = the shipped graph on whole clips; split = the same scores with each "
                 "frame encoded once (needs the model's parts); stateful = the ConvLSTM state "
-                "carried frame to frame (a different model); auto = split where the parts "
-                "exist, else full")
+                "carried frame to frame (a different model); auto = the variant the model's "
+                "parts manifest names (split if it names none), full where there are no parts")

@@ -6,6 +6,10 @@ frames at or above threshold + hysteresis (so a score hovering at the threshold 
 flap). While open it tracks its lowest regularity and that frame (for the snapshot and
 heatmap), and asks for an update message at most every `update_seconds`.
 
+One event, one alert: once calm, the alert's end is held back for `merge_seconds`. If the
+score opens again within that gap (`open_frames` below the threshold, as for a new alert),
+the same alert continues; otherwise it ends, dated when it closed (close_frames calm).
+
 Pure logic with no I/O: the pipeline stores each transition, then broadcasts it.
 """
 
@@ -60,6 +64,7 @@ class AlertTracker:
         self._worst: ScoredFrame | None = None
         self._worst_dirty = False
         self._last_update = 0.0
+        self._quiet_since: ScoredFrame | None = None  # calm, ending unless it opens again
 
     @property
     def is_open(self) -> bool:
@@ -73,7 +78,21 @@ class AlertTracker:
         below = scored.regularity < scored.threshold
         if self.alert is None:
             return self._while_closed(scored, below)
+        if self._quiet_since is not None:
+            return self._while_ending(scored, below)
         return self._while_open(scored, below)
+
+    def _while_ending(self, scored: ScoredFrame, below: bool) -> list[Transition]:
+        """Calm, within the merge gap: a new opening run continues the alert."""
+        assert self.alert is not None and self._quiet_since is not None
+        self._run = self._run + [scored] if below else []
+        if len(self._run) >= self.rules.open_frames:
+            run, self._run, self._quiet_since, self._calm = self._run, [], None, 0
+            return [t for frame in run for t in self._while_open(frame, True)]
+        if scored.at - self._quiet_since.at >= self.rules.merge_seconds:
+            self._run = []
+            return [self._end(self._quiet_since.at)]
+        return []
 
     def _while_closed(self, scored: ScoredFrame, below: bool) -> list[Transition]:
         if not below:
@@ -105,7 +124,10 @@ class AlertTracker:
         calm = not below and scored.regularity >= scored.threshold + self.rules.hysteresis
         self._calm = self._calm + 1 if calm else 0
         if self._calm >= self.rules.close_frames:
-            return [self._end(scored.at)]
+            if self.rules.merge_seconds <= 0:
+                return [self._end(scored.at)]
+            self._quiet_since = scored  # ends after the gap unless it opens again
+            return []
         if scored.at - self._last_update >= self.rules.update_seconds:
             self._last_update = scored.at
             return [self._transition("update")]
@@ -114,13 +136,15 @@ class AlertTracker:
     def close(self, at: float) -> list[Transition]:
         """End an open alert now (camera stopped, removed, or the service shutting down)."""
         self._run.clear()
+        if self._quiet_since is not None:
+            at = self._quiet_since.at  # it had already ended; only the gap was left
         return [self._end(at)] if self.alert is not None else []
 
     def _end(self, at: float) -> Transition:
         assert self.alert is not None
         self.alert = replace(self.alert, ended_at=at, updated_at=at)
         transition = self._transition("end")
-        self.alert, self._worst, self._calm = None, None, 0
+        self.alert, self._worst, self._calm, self._quiet_since = None, None, 0, None
         return transition
 
     def _transition(self, kind: str) -> Transition:

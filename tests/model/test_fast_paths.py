@@ -19,6 +19,7 @@ from clipwatch.model.reconstructors import (
     SplitClips,
     StatefulFrames,
     make_reconstructor,
+    resolve_variant,
 )
 from clipwatch.model.score_source import score_frames
 from clipwatch.model.scoring_options import ScoringOptions
@@ -136,6 +137,29 @@ def test_a_model_without_parts_is_refused_clearly_or_run_in_full(tmp_path):
     assert isinstance(make_reconstructor("auto", tmp_path / "bare.onnx"), FullClips)
     with pytest.raises(ModelError, match="unknown model variant"):
         make_reconstructor("warp", tmp_path / "bare.onnx")
+
+
+@pytest.mark.parametrize("named, runs", [(None, "split"), ("split", "split"),
+                                         ("stateful", "stateful")])
+def test_auto_runs_the_variant_the_parts_manifest_names(tmp_path, named, runs):
+    import json
+
+    manifest = json.loads(DEFAULT_MODEL.with_suffix(".parts.json").read_text())
+    manifest.pop("auto", None)
+    if named:
+        manifest["auto"] = named
+    (tmp_path / "m.parts.json").write_text(json.dumps(manifest))
+    assert resolve_variant("auto", tmp_path / "m.onnx") == runs
+    assert resolve_variant("full", tmp_path / "m.onnx") == "full"  # asked for: as asked
+
+
+def test_a_manifest_naming_an_unknown_auto_variant_is_refused(tmp_path):
+    (tmp_path / "m.parts.json").write_text('{"auto": "fastest"}')
+    with pytest.raises(ModelError, match="unknown auto variant 'fastest'"):
+        resolve_variant("auto", tmp_path / "m.onnx")
+    (tmp_path / "m.parts.json").write_text("[1, 2")
+    with pytest.raises(ModelError, match="not a readable parts manifest"):
+        resolve_variant("auto", tmp_path / "m.onnx")
 
 
 def test_a_fresh_request_restarts_a_cameras_carried_state(detector, frames):

@@ -63,3 +63,41 @@ def test_cosine_schedule_decays_to_a_tenth():
     assert learning_rate(config, 50) == pytest.approx(0.55e-3)
     assert learning_rate(config, 100) == pytest.approx(1e-4)
     assert learning_rate(TrainConfig(data="x", lr=2e-4), 77) == 2e-4
+
+
+def test_pseudo_anomalies_are_skipped_frames_trained_towards_their_stride_one_clip():
+    from clipwatch.model.train import ClipSampler
+
+    # Each frame holds its own index, so a clip says which frames it took.
+    video = np.broadcast_to(np.arange(200, dtype=np.float16)[:, None, None], (200, 4, 4))
+    sampler = ClipSampler([video], 10, (1,), np.random.default_rng(0), pseudo_strides=(3, 5))
+    for _ in range(20):
+        inputs, targets = sampler.sample(4, pseudo=1)
+        first = inputs[:, :, 0, 0, 0]  # (B, T) frame indices
+        steps = np.diff(first, axis=1)
+        assert (steps[:3] == 1).all() and np.array_equal(inputs[:3], targets[:3])
+        assert len(set(steps[3].tolist())) == 1 and steps[3, 0] in (3, 5)
+        # The target: the same first frame, at normal speed.
+        np.testing.assert_array_equal(targets[3, :, 0, 0, 0], first[3, 0] + np.arange(10))
+
+
+def test_fine_tuning_starts_from_the_shipped_models_weights(normal_clip, tmp_path):
+    from clipwatch.errors import ClipwatchError
+    from clipwatch.model.fast_export import network_from_onnx
+    from clipwatch.paths import DEFAULT_MODEL
+
+    config = TrainConfig(data=str(normal_clip), steps=1, batch_size=2, lr=1e-9, seed=1,
+                         checkpoint_every_s=1e9, init=str(DEFAULT_MODEL), pseudo_anomalies=1,
+                         frame_strides=(1,), snapshot_every=1)
+    result = train(config, tmp_path / "run")
+    tuned = load_checkpoint(result.checkpoint)["model"]
+    shipped = network_from_onnx(DEFAULT_MODEL).state_dict()
+    for name, tensor in shipped.items():  # one step at a negligible rate: still the shipped
+        torch.testing.assert_close(tuned[name], tensor, atol=1e-6, rtol=0)
+    assert (tmp_path / "run" / "step_000001.pt").is_file()
+    bad = TrainConfig(data=str(normal_clip), steps=1, init=str(tmp_path / "none.onnx"))
+    with pytest.raises(ClipwatchError, match="does not exist"):
+        train(bad, tmp_path / "bad")
+    many = TrainConfig(data=str(normal_clip), steps=1, batch_size=2, pseudo_anomalies=2)
+    with pytest.raises(ClipwatchError, match="pseudo-anomalies per batch must be 0 to 1"):
+        train(many, tmp_path / "many")

@@ -1,9 +1,12 @@
-"""AlertTracker: minimum duration, hysteresis, lowest regularity, rate-limited updates."""
+"""AlertTracker: minimum duration, hysteresis, lowest regularity, rate-limited updates, one
+alert per event (merge gap)."""
 
 from clipwatch.config import AlertConfig
 from clipwatch.server.alerts import AlertTracker, ScoredFrame
 
-RULES = AlertConfig(open_frames=3, close_frames=4, hysteresis=0.05, update_seconds=1.0)
+RULES = AlertConfig(open_frames=3, close_frames=4, hysteresis=0.05, update_seconds=1.0,
+                    merge_seconds=0)
+MERGING = RULES.model_copy(update={"merge_seconds": 1.0})
 
 
 def feed(tracker, values, threshold=0.5, start=0, fps=10.0):
@@ -57,4 +60,34 @@ def test_close_ends_an_open_alert_and_nothing_else():
     feed(tracker, [0.1, 0.1, 0.1])
     (end,) = tracker.close(9.0)
     assert end.kind == "end" and end.alert.ended_at == 9.0
+    assert not tracker.is_open
+
+
+def test_an_alert_that_opens_again_within_the_gap_continues_as_the_same_alert():
+    tracker = AlertTracker("cam", MERGING)
+    values = ([0.1] * 3 + [0.9] * 4  # opens at 2, closes at 6 (held back: the gap)
+              + [0.9] * 3 + [0.2] * 3  # opens again at 12, 0.6 s after closing: same alert
+              + [0.9] * 4 + [0.9] * 10)  # closes at 16, ends 1.0 s later (frame 26)
+    events = feed(tracker, values)
+    kinds = [(frame, kind) for frame, kind, _ in events if kind != "update"]
+    assert kinds == [(2, "start"), (26, "end")]
+    end = events[-1][2].alert
+    assert end.start_frame == 0 and end.ended_at == 16 / 10.0  # dated when it closed
+    assert end.lowest_regularity == 0.1 and not tracker.is_open
+
+
+def test_an_alert_after_the_gap_is_a_new_alert():
+    tracker = AlertTracker("cam", MERGING)
+    values = [0.1] * 3 + [0.9] * 4 + [0.9] * 12 + [0.2] * 3
+    kinds = [(frame, kind) for frame, kind, _ in feed(tracker, values)]
+    assert kinds == [(2, "start"), (16, "end"), (21, "start")]
+    assert tracker.is_open
+
+
+def test_a_noisy_frame_in_the_gap_does_not_reopen_and_close_dates_the_end_when_calm():
+    tracker = AlertTracker("cam", MERGING)
+    events = feed(tracker, [0.1] * 3 + [0.9] * 4 + [0.2, 0.9, 0.2, 0.2, 0.9])
+    assert [kind for _, kind, _ in events] == ["start"]
+    (end,) = tracker.close(5.0)
+    assert end.kind == "end" and end.alert.ended_at == 6 / 10.0
     assert not tracker.is_open
