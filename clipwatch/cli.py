@@ -137,7 +137,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          lr=args.lr, lr_schedule=args.lr_schedule, holdout=tuple(args.holdout),
                          frame_strides=tuple(args.frame_strides),
                          pseudo_anomalies=args.pseudo_anomalies,
-                         pseudo_strides=tuple(args.pseudo_strides), init=args.init,
+                         pseudo_strides=tuple(args.pseudo_strides),
+                         pseudo_box_share=args.pseudo_box_share, init=args.init,
                          snapshot_every=args.snapshot_every, seed=args.seed,
                          checkpoint_every_s=args.checkpoint_minutes * 60, bf16=not args.fp32)
     result = train(config, Path(args.out), resume=args.resume, max_minutes=args.minutes,
@@ -220,6 +221,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"({model.variant}): AUC fast {result.fast_auc:.4f}, AUC fast box "
           f"{result.fast_box_auc:.4f}, heatmap peak on the fast box {result.fast_box_peak:.4f}, "
           f"normal error {result.normal_error_mean:.1f}; score {result.score:.4f}")
+    if result.alerts is not None:
+        a = result.alerts
+        print(f"alerts {a['alerts']}: {a['events_detected']}/{a['events']} synthetic events "
+              f"detected, {a['alerts_per_detected_event']} alerts per detected event, "
+              f"{a['false_alerts']} false, median delay {a['median_delay_frames']} frames")
     if args.json:
         write_json(Path(args.json), result.to_dict())
     return 0
@@ -428,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clips per batch drawn with skipped frames (--pseudo-strides) and "
                         "trained to reconstruct their stride-1 clip (default 0)")
     p.add_argument("--pseudo-strides", nargs="+", type=_positive_int, default=[2, 3, 4, 5])
+    p.add_argument("--pseudo-box-share", type=float, default=0.0, metavar="P",
+                   help="share of pseudo-anomalies made local: only a box around moving "
+                        "content plays fast (default 0)")
     p.add_argument("--init", help="start from these weights (a checkpoint or an exported "
                                   ".onnx) to fine-tune them")
     p.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",

@@ -15,7 +15,9 @@ Measures (frames the live score gives a verdict; the synthetic stretch is abnorm
 other frame of every replay normal): the frame AUC of the live score's error (the trailing
 mean, which the causal regularity maps monotonically, so no calibration is needed) for each
 kind, and the share of `fast_box` frames whose heatmap peak lies on the box (quality.py's
-definition). `score` is the mean of the three, the one number runs are compared by.
+definition). `score` is the mean of the three, the one number runs are compared by. With the
+model's calibration, the alerts the service would raise on every replay are counted too
+(each synthetic stretch is one event; the alert rules are chosen on these counts).
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from clipwatch.config import AlertConfig
 from clipwatch.errors import DatasetError
 from clipwatch.model.clip_scorer import ClipScorer
 from clipwatch.model.metrics import frame_auc
 from clipwatch.model.reconstructors import LoadedModel
 from clipwatch.model.score_source import score_frames
-from clipwatch.quality import peak_in_mask
+from clipwatch.model.scoring import causal_regularity
+from clipwatch.model.sidecar import Calibration
+from clipwatch.quality import AlertTally, peak_in_mask
 from clipwatch.stream.footage import normal_clip_paths
 from clipwatch.stream.sources import Frame, open_source
 
@@ -149,6 +154,9 @@ class Validation:
     normal_error_mean: float  # the live error on the clips as they are
     score: float
     per_sequence: dict[str, float] = field(default_factory=dict)  # AUC vs the normal frames
+    # With a calibration: the alerts the service raises on the replays (quality.AlertTally;
+    # the normal replays have no events, so any alert on them is false).
+    alerts: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,8 +168,17 @@ def load_images(path: Path) -> list[np.ndarray]:
 
 
 def validate(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
-             speedups: tuple[int, ...] = SPEEDUPS) -> Validation:
-    """The validation measure on held-out normal clips (by name)."""
+             speedups: tuple[int, ...] = SPEEDUPS, rules: AlertConfig | None = None
+             ) -> Validation:
+    """The validation measure on held-out normal clips (by name); alerts under `rules`
+    (default: the service's) where the model has a calibration."""
+    scored = score_sequences(model, normal_data, clip_names, speedups)
+    return summarize(clip_names, scored, model.sidecar.calibration, rules)
+
+
+def score_sequences(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
+                    speedups: tuple[int, ...] = SPEEDUPS) -> list[SequenceScores]:
+    """Every replay of every named held-out normal clip, scored through the live path."""
     paths = dict(normal_clip_paths(normal_data))
     missing = [n for n in clip_names if n not in paths]
     if missing or not clip_names:
@@ -171,7 +188,21 @@ def validate(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
     for name in clip_names:
         for sequence in synthetic_sequences(name, load_images(paths[name]), speedups):
             scored.append(score_sequence(sequence, model))
+    return scored
 
+
+def alert_counts(scored: list[SequenceScores], calibration: Calibration,
+                 rules: AlertConfig | None = None) -> dict:
+    """The service's alerts on every replay, under `rules`, against the synthetic events."""
+    tally = AlertTally()
+    for s in scored:
+        tally.add(causal_regularity(s.errors, calibration), s.abnormal, calibration.threshold,
+                  rules)
+    return tally.to_dict()
+
+
+def summarize(clip_names: list[str], scored: list[SequenceScores],
+              calibration: Calibration | None, rules: AlertConfig | None = None) -> Validation:
     fast = pooled_auc([s for s in scored if "/fast" in s.name and "box" not in s.name], scored)
     box = pooled_auc([s for s in scored if "/fast_box" in s.name], scored)
     boxes = [s for s in scored if "fast_box" in s.name]
@@ -179,8 +210,9 @@ def validate(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
     normal_errors = np.concatenate([s.errors for s in scored if s.name.endswith("/normal")])
     per_sequence = {s.name: pooled_auc([s], scored)
                     for s in scored if not s.name.endswith("/normal")}
+    alerts = alert_counts(scored, calibration, rules) if calibration is not None else None
     return Validation(list(clip_names), fast, box, peak, float(normal_errors.mean()),
-                      float(np.mean([fast, box, peak])), per_sequence)
+                      float(np.mean([fast, box, peak])), per_sequence, alerts)
 
 
 def pooled_auc(synthetic: list[SequenceScores], scored: list[SequenceScores]) -> float:

@@ -88,3 +88,23 @@ def test_validate_command_on_a_held_out_normal_clip(shared_data, tmp_path):
                           str(shared_data / "ucsd_ped2"), "--clips", "99"],
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert bad.returncode != 0 and "99" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_alerts_on_the_replays_count_synthetic_events_and_false_alerts():
+    from clipwatch.config import AlertConfig
+    from clipwatch.model.sidecar import Calibration
+    from clipwatch.validation import SequenceScores, alert_counts
+
+    calibration = Calibration(e_lo=0.0, e_hi=100.0, threshold=0.5, false_alarm_rate=0.01,
+                              data="test", frames=100)
+    calm, high = np.full(40, 10.0), np.full(8, 90.0)  # regularity 0.9 and 0.1
+    abnormal = np.zeros(96, bool)
+    abnormal[40:48] = True
+    event = SequenceScores("c/fast2", np.concatenate([calm, high, calm, calm[:8]]), abnormal)
+    # A normal replay with one short dip long enough to open an alert: a false alert.
+    noisy = SequenceScores("c/normal", np.concatenate([calm, high[:6], calm]), np.zeros(86, bool))
+    rules = AlertConfig(open_frames=5, close_frames=5, merge_seconds=0)
+    counts = alert_counts([event, noisy], calibration, rules)
+    assert counts["events"] == 1 and counts["events_detected"] == 1
+    assert counts["alerts"] == 2 and counts["false_alerts"] == 1
+    assert counts["median_delay_frames"] == 0

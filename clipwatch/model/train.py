@@ -50,6 +50,9 @@ class TrainConfig:
     # Clips per batch drawn with skipped frames and trained towards their stride-1 clip.
     pseudo_anomalies: int = 0
     pseudo_strides: tuple[int, ...] = (2, 3, 4, 5)
+    # Share of pseudo-anomalies made local: only a box around moving content is fast, the
+    # rest of the clip plays at normal speed (one fast mover among normal walkers).
+    pseudo_box_share: float = 0.0
     init: str | None = None  # start from these weights (checkpoint or .onnx), not at random
     snapshot_every: int = 0  # also keep step_NNNNNN.pt every this many steps (0: never)
     holdout: tuple[str, ...] = ()  # normal clips kept out of training, for calibration
@@ -63,11 +66,13 @@ class ClipSampler:
     """Random training clips (B, T, 1, S, S) drawn from whole normal clips held in memory."""
 
     def __init__(self, videos: list[np.ndarray], clip_length: int, strides: tuple[int, ...],
-                 rng: np.random.Generator, pseudo_strides: tuple[int, ...] = (2, 3, 4, 5)) -> None:
+                 rng: np.random.Generator, pseudo_strides: tuple[int, ...] = (2, 3, 4, 5),
+                 box_share: float = 0.0) -> None:
         self.videos = videos
         self.clip_length = clip_length
         self.strides = strides
         self.pseudo_strides = pseudo_strides
+        self.box_share = box_share
         self.rng = rng
         usable = [len(v) >= clip_length for v in videos]
         if not any(usable):
@@ -92,11 +97,33 @@ class ClipSampler:
             start = int(self.rng.integers(0, len(video) - span + 1))
             inputs.append(video[start:start + span:stride])
             targets.append(video[start:start + self.clip_length] if anomaly else inputs[-1])
+            # (No draw at all without boxes, so runs without them keep their random stream.)
+            if anomaly and self.box_share > 0 and self.rng.random() < self.box_share:
+                inputs[-1] = self.fast_box(inputs[-1], targets[-1])
 
         def stack(clips: list[np.ndarray]) -> np.ndarray:
             return np.stack(clips)[:, :, None].astype(np.float32)
 
         return stack(inputs), stack(targets)
+
+
+    def fast_box(self, fast: np.ndarray, normal: np.ndarray) -> np.ndarray:
+        """The normal clip with one box taken from the fast clip: a box of random side
+        (BOX_SIDES of the frame) centred at a place drawn in proportion to its motion."""
+        size = normal.shape[-1]
+        side = int(self.rng.integers(int(BOX_SIDES[0] * size), int(BOX_SIDES[1] * size) + 1))
+        motion = np.abs(np.diff(fast.astype(np.float32), axis=0)).sum(axis=0)  # (S, S)
+        half = side // 2
+        inner = motion[half:size - side + half + 1, half:size - side + half + 1]
+        weights = inner.ravel() + 1e-6  # a still clip: uniform
+        pick = int(self.rng.choice(weights.size, p=weights / weights.sum()))
+        y0, x0 = np.unravel_index(pick, inner.shape)
+        out = normal.copy()
+        out[:, y0:y0 + side, x0:x0 + side] = fast[:, y0:y0 + side, x0:x0 + side]
+        return out
+
+
+BOX_SIDES = (0.15, 0.4)  # a local pseudo-anomaly's box side, as a share of the frame side
 
 
 @dataclass(frozen=True)
@@ -152,6 +179,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         log.info("starting from the weights of %s", config.init)
     if not 0 <= config.pseudo_anomalies < config.batch_size:
         raise ClipwatchError(f"pseudo-anomalies per batch must be 0 to {config.batch_size - 1}")
+    if not 0.0 <= config.pseudo_box_share <= 1.0:
+        raise ClipwatchError("the share of local pseudo-anomalies must be between 0 and 1")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, losses, seconds, history = 0, [], 0.0, []
     if resume and ckpt_path.exists():
@@ -181,7 +210,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     log.info("training on %d normal clips (%d frames), holding out %s", len(clips),
              sum(len(c.frames) for c in clips), list(config.holdout) or "none")
     sampler = ClipSampler([c.frames for c in clips], config.input_spec.clip_length,
-                          config.frame_strides, rng, config.pseudo_strides)
+                          config.frame_strides, rng, config.pseudo_strides,
+                          config.pseudo_box_share)
 
     def checkpoint(path: Path = ckpt_path) -> None:
         save_checkpoint(path, {

@@ -101,3 +101,22 @@ def test_fine_tuning_starts_from_the_shipped_models_weights(normal_clip, tmp_pat
     many = TrainConfig(data=str(normal_clip), steps=1, batch_size=2, pseudo_anomalies=2)
     with pytest.raises(ClipwatchError, match="pseudo-anomalies per batch must be 0 to 1"):
         train(many, tmp_path / "many")
+
+
+def test_a_local_pseudo_anomaly_is_fast_only_inside_a_box_on_the_moving_content():
+    from clipwatch.model.train import ClipSampler
+
+    size = 64
+    video = np.zeros((120, size, size), np.float16)
+    for i in range(120):  # a bright bar sweeping down a still scene
+        video[i, i % 60:i % 60 + 4, :] = 1.0
+    sampler = ClipSampler([video], 10, (1,), np.random.default_rng(1), pseudo_strides=(3,),
+                          box_share=1.0)
+    for _ in range(10):
+        inputs, targets = sampler.sample(2, pseudo=1)
+        np.testing.assert_array_equal(inputs[0], targets[0])  # the normal clip is untouched
+        changed = (inputs[1] != targets[1]).any(axis=(0, 1))  # (S, S) pixels that differ
+        ys, xs = np.nonzero(changed)
+        assert ys.size > 0, "the box must hold moving content"
+        # One box: what differs fits in a square no larger than the largest box side.
+        assert ys.max() - ys.min() < 0.4 * size + 1 and xs.max() - xs.min() < 0.4 * size + 1
