@@ -231,6 +231,8 @@ VARIANT_TEXT = {
     "split": ("split+pixelshuffle", True, "split, transposed convs as conv + pixel shuffle"),
     "split-int8": ("split+pixelshuffle+int8", False,
                    "split+pixelshuffle, encoder and decoder static int8 (QDQ)"),
+    "staggered": ("staggered", False, "two ConvLSTM states restarted in turn: two steps per "
+                                      "frame, context 10-19 frames"),
     "stateful": ("stateful", False, "ConvLSTM state carried frame to frame: one step per frame"),
 }
 

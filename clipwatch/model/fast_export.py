@@ -8,6 +8,7 @@ rebuilt from it exactly, then exported again in parts (see `fast_network`):
   <stem>.decoder.onnx        (N,C,26,26) -> (N,1,S,S), transposed convs as conv + pixel shuffle
   <stem>.decoder_convt.onnx  the same with the original transposed convolutions (reference)
   <stem>.step.onnx           one frame with the ConvLSTM states in and out (state carried)
+  <stem>.cell.onnx           one ConvLSTM step on encoded features, states in and out
 
 Each part is checked against the full network on real frames before it is kept; int8 copies
 (static quantization, calibrated on normal frames) are made by `quantize_parts`.
@@ -26,7 +27,13 @@ import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 
-from clipwatch.model.fast_network import FrameDecoder, FrameEncoder, StatefulStep, Temporal
+from clipwatch.model.fast_network import (
+    CellStep,
+    FrameDecoder,
+    FrameEncoder,
+    StatefulStep,
+    Temporal,
+)
 from clipwatch.model.network import NetworkArgs, SpatiotemporalAutoencoder
 from clipwatch.model.sidecar import read_sidecar
 from clipwatch.model.variants import AUTO_VARIANTS
@@ -35,7 +42,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 PART_TOLERANCE = 1e-4  # max abs difference against the full network, outputs in [-1, 1]
-PARTS = ("encoder", "temporal", "decoder", "decoder_convt", "step")
+PARTS = ("encoder", "temporal", "decoder", "decoder_convt", "step", "cell")
 
 
 def part_path(model_path: Path, part: str, int8: bool = False) -> Path:
@@ -91,6 +98,8 @@ def export_parts(model_path: Path, clips: np.ndarray) -> dict[str, float]:
     state_names = [f"{kind}{i}" for i in (1, 2, 3) for kind in ("h", "c")]
     _export(StatefulStep(model), (frame, *states), ["frame", *state_names],
             ["reconstruction", *[f"{n}_out" for n in state_names]], part_path(model_path, "step"))
+    _export(CellStep(model), (hidden, *states), ["features", *state_names],
+            ["hidden", *[f"{n}_out" for n in state_names]], part_path(model_path, "cell"))
     return check_parts(model_path, model, clips)
 
 
@@ -124,6 +133,17 @@ def check_parts(model_path: Path, model: SpatiotemporalAutoencoder,
         worst = max(worst, float(np.abs(out[0] - reference[:, k]).max()))
         states = dict(zip(names, out[1:], strict=True))
     diffs["step"] = worst
+    # The cell stepped from zero states over a clip's features is the temporal part.
+    cell = _session(part_path(model_path, "cell"))
+    states = {n: np.zeros((b, *i.shape[1:]), np.float32)
+              for n, i in zip(names, cell.get_inputs()[1:], strict=True)}
+    worst = 0.0
+    for k in range(t):
+        out = cell.run(None, {"features": features.reshape(b, t, *features.shape[1:])[:, k],
+                              **states})
+        worst = max(worst, float(np.abs(out[0] - hidden[:, k]).max()))
+        states = dict(zip(names, out[1:], strict=True))
+    diffs["cell"] = worst
     for part, diff in diffs.items():
         if diff > PART_TOLERANCE:
             raise RuntimeError(f"{part} differs from the full network by {diff:.2e}")

@@ -11,6 +11,9 @@
   state forward from frame to frame instead of restarting it for every clip. This one is a
   different model (its context is all frames so far, not the last 10); it is measured, and
   only used where its accuracy is shown.
+- `CellStep`: the same step without the encoder and decoder (features and states in, hidden
+  and states out), for the staggered variant, which steps several states per frame from
+  one encoding and decodes only one of them.
 
 Shapes are those of `SpatiotemporalAutoencoder`, whose weights every part reuses unchanged.
 """
@@ -94,6 +97,24 @@ class FrameDecoder(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(hidden)  # (N, C, 26, 26) -> (N, 1, S, S)
+
+
+class CellStep(nn.Module):
+    """One step of each ConvLSTM layer from the given states: (B, C, 26, 26) features in,
+    the top layer's hidden state and the new states out."""
+
+    def __init__(self, model: SpatiotemporalAutoencoder) -> None:
+        super().__init__()
+        self.cells = nn.ModuleList(layer.cell for layer in model.temporal)
+
+    def forward(self, features: torch.Tensor, h1: torch.Tensor, c1: torch.Tensor,
+                h2: torch.Tensor, c2: torch.Tensor, h3: torch.Tensor, c3: torch.Tensor):
+        x, states = features, []
+        for cell, state in zip(self.cells, ((h1, c1), (h2, c2), (h3, c3)), strict=True):
+            h, c = cell(x, state)
+            states += [h, c]
+            x = h
+        return (x, *states)  # hidden (B, C, 26, 26), then h1 c1 .. h3 c3
 
 
 class StatefulStep(nn.Module):

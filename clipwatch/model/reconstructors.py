@@ -10,6 +10,11 @@ reconstructions of the positions they ask for out. numpy and ONNX Runtime only.
 - `StatefulFrames`: a different model: the ConvLSTM state is carried from frame to frame
   instead of restarting at every clip, so each frame costs one step. It takes clips of one
   frame; the state is kept per camera and restarts after `reset(camera)`.
+- `StaggeredStates`: close to the clip model at a fraction of its cost. Each camera keeps
+  two ConvLSTM states restarted in turn every 20 frames, 10 apart; each frame is encoded
+  once, both states step on it, and it is decoded from the state that has seen 10 to 19
+  frames, so its context is a clip's 10 frames or a little more (every 10th frame exactly
+  the clip model's). Two steps per frame instead of ten.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from clipwatch.model.clip_scorer import ScorerSettings
 from clipwatch.model.detector import Detector, DetectorOptions, make_session
 from clipwatch.model.reconstructor import ClipRequest, Reconstructor, fresh_segments
 from clipwatch.model.scoring_options import ScoringOptions
-from clipwatch.model.sidecar import Calibration
+from clipwatch.model.sidecar import Calibration, read_sidecar
 from clipwatch.model.variants import AUTO_VARIANTS, VARIANTS
 
 
@@ -225,6 +230,69 @@ class StatefulFrames(_PerCameraCaches):
         return [recon[b:b + 1] for b in range(len(chunk))]
 
 
+class StaggeredStates(StatefulFrames):
+    """`states` ConvLSTM states per camera restarted in turn (see the module docstring)."""
+
+    def __init__(self, model_path: Path, options: DetectorOptions | None = None,
+                 window: int | None = None, states: int = 2) -> None:
+        self.options = options or DetectorOptions()
+        parts = _Parts(model_path, self.options)
+        self.encoder = parts.session("encoder")
+        self.cell = parts.session("cell")
+        self.decoder = parts.session("decoder")
+        self.device = parts.device
+        self.state_inputs = list(self.cell.get_inputs())[1:]
+        self.window = window or read_sidecar(Path(model_path)).input_spec.clip_length
+        self.count = states
+        # Restarted every `period` frames, `period / count` apart: some state has always
+        # seen between `window` and `window + period / count - 1` frames.
+        self.period = -(-self.window * states // (states - 1)) if states > 1 else 0
+        self.offsets = [k * self.period // states for k in range(states)]
+        self.states: dict[str, list[np.ndarray]] = {}  # camera -> states, (count, C, 26, 26)
+        self.seen: dict[str, int] = {}  # camera -> frames stepped since its reset
+
+    def reset(self, camera: str) -> None:
+        self.states.pop(camera, None)
+        self.seen.pop(camera, None)
+
+    def histories(self, seen: int) -> list[int]:
+        """Frames each state has seen once frame number `seen` (0-based) is stepped."""
+        return [(seen - o) % self.period + 1 if seen >= o else seen + 1 for o in self.offsets]
+
+    def chosen(self, seen: int) -> int:
+        """The state a frame is decoded from: the shortest context of at least `window`
+        frames (the longest there is before that: warm-up frames, which get no verdict)."""
+        history = self.histories(seen)
+        full = [k for k, h in enumerate(history) if h >= self.window]
+        return min(full, key=lambda k: history[k]) if full else int(np.argmax(history))
+
+    def _step(self, chunk: list[ClipRequest]) -> list[np.ndarray]:
+        """Encode distinct cameras' frames once, step every state of each, decode one."""
+        n = self.count
+        for r in chunk:
+            if r.camera not in self.states:  # a new camera, or one reset after a gap
+                self.states[r.camera] = [np.zeros((n, *i.shape[1:]), np.float32)
+                                         for i in self.state_inputs]
+                self.seen[r.camera] = 0
+            seen = self.seen[r.camera]
+            for k, offset in enumerate(self.offsets):
+                if seen >= offset and (seen - offset) % self.period == 0:
+                    for state in self.states[r.camera]:
+                        state[k] = 0.0  # this state restarts with this frame
+        features = self.encoder.run(None, {"frames": np.stack([r.frames[-1] for r in chunk])})[0]
+        feeds = {"features": np.repeat(features, n, axis=0)}  # (cameras * n, C, 26, 26)
+        for k, spec in enumerate(self.state_inputs):
+            feeds[spec.name] = np.concatenate([self.states[r.camera][k] for r in chunk])
+        hidden, *states = self.cell.run(None, feeds)
+        picks = []
+        for b, r in enumerate(chunk):
+            self.states[r.camera] = [state[b * n:(b + 1) * n] for state in states]
+            picks.append(b * n + self.chosen(self.seen[r.camera]))
+            self.seen[r.camera] += 1
+        frames = self.decoder.run(None, {"hidden": hidden[picks]})[0]  # (cameras, 1, S, S)
+        return [frames[b:b + 1] for b in range(len(chunk))]
+
+
 def resolve_variant(variant: str, model_path: Path) -> str:
     """'auto' -> the variant it runs for this model: the one its parts manifest names
     (split for a manifest that names none), full where there are no parts."""
@@ -257,6 +325,8 @@ def make_reconstructor(variant: str, model_path: Path, options: DetectorOptions 
         return SplitClips(model_path, options, int8=True)
     if resolved == "stateful":
         return StatefulFrames(model_path, options)
+    if resolved == "staggered":
+        return StaggeredStates(model_path, options)
     raise ModelError(f"unknown model variant {variant!r} (use {', '.join(VARIANTS)})")
 
 

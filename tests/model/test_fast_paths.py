@@ -17,6 +17,7 @@ from clipwatch.model.detector import Detector
 from clipwatch.model.reconstructors import (
     FullClips,
     SplitClips,
+    StaggeredStates,
     StatefulFrames,
     make_reconstructor,
     resolve_variant,
@@ -105,17 +106,17 @@ def test_cameras_batched_together_score_as_if_alone(detector, frames):
         np.testing.assert_allclose(errors, alone, rtol=1e-4)
 
 
-def test_the_carried_state_model_stays_within_its_tolerance_of_the_reference(detector, frames):
+def test_the_carried_state_model_is_the_reference_on_the_first_window_only(detector, frames):
     reference = reference_errors(detector, frames)
     stateful = StatefulFrames(DEFAULT_MODEL)
     (one_by_one,) = live_errors(stateful, detector, frames)
     # On the first window it is the reference: the same frames from the same zero state.
     np.testing.assert_allclose(one_by_one[:10], reference[:10], rtol=1e-5)
     # Beyond it the state carries on where the reference restarts it for every clip: a
-    # different model, within 1e-3 relative on these real frames (9e-5 measured on the
-    # whole sample clip: this trained ConvLSTM forgets within a window).
-    relative = np.abs(one_by_one - reference) / reference
-    assert relative[10:].max() < 1e-3 and relative[10:].max() > 0
+    # different model. How far it drifts depends on the weights (9e-5 relative for the
+    # Chong & Tay reference, far more for the pseudo-anomaly model, whose validation
+    # measure drops with it: see weights/README.md), so only the difference is asserted.
+    assert (np.abs(one_by_one - reference) / reference)[10:].max() > 1e-6
     # Several frames of one camera in one call are still stepped in order.
     (batched,) = live_errors(stateful, detector, frames, batch=8)
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-6)
@@ -140,7 +141,7 @@ def test_a_model_without_parts_is_refused_clearly_or_run_in_full(tmp_path):
 
 
 @pytest.mark.parametrize("named, runs", [(None, "split"), ("split", "split"),
-                                         ("stateful", "stateful")])
+                                         ("staggered", "staggered"), ("stateful", "stateful")])
 def test_auto_runs_the_variant_the_parts_manifest_names(tmp_path, named, runs):
     import json
 
@@ -162,9 +163,31 @@ def test_a_manifest_naming_an_unknown_auto_variant_is_refused(tmp_path):
         resolve_variant("auto", tmp_path / "m.onnx")
 
 
-def test_a_fresh_request_restarts_a_cameras_carried_state(detector, frames):
+def test_staggered_states_are_the_clip_model_wherever_their_context_is_one_clip(detector,
+                                                                              frames):
+    reference = reference_errors(detector, frames)
+    staggered = StaggeredStates(DEFAULT_MODEL)
+    assert staggered.period == 20 and staggered.offsets == [0, 10]
+    # Each frame's context: 10 to 19 frames once warm; exactly one clip at every 10th frame.
+    contexts = [staggered.histories(n)[staggered.chosen(n)] for n in range(N_FRAMES)]
+    assert contexts[:10] == list(range(1, 11)) and set(contexts[9:]) == set(range(10, 20))
+    exact = [n for n, c in enumerate(contexts) if c == 10]
+    assert exact == [9, 19, 29, 39]
+    (ours,) = live_errors(staggered, detector, frames)
+    # The first clip's frames and every frame whose context is exactly one clip: the clip
+    # model's own scores (same frames, same zero state).
+    np.testing.assert_allclose(ours[:10], reference[:10], rtol=1e-4)
+    np.testing.assert_allclose(ours[exact], reference[exact], rtol=1e-4)
+    # Cameras batched together, several frames of each per call, score as if alone.
+    together = live_errors(staggered, detector, frames, batch=6, cameras=3)
+    for errors in together:
+        np.testing.assert_allclose(errors, ours, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [StatefulFrames, StaggeredStates])
+def test_a_fresh_request_restarts_a_cameras_carried_state(detector, frames, variant):
     """A gap inside one batch: the state restarts at the fresh request, not before."""
-    stateful = StatefulFrames(DEFAULT_MODEL)
+    stateful = variant(DEFAULT_MODEL)
     settings = ScorerSettings(spec=detector.input_spec, scoring=ScoringOptions(),
                               clip_length=1)
     scorer = ClipScorer("cam", settings)
