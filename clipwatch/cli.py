@@ -216,7 +216,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not clips:
         raise ClipwatchError("name the held-out normal clips with --clips (the model's sidecar "
                              "names none)")
-    result = validate(model, args.normal_data, [str(c) for c in clips])
+    from clipwatch.model.scoring_options import ScoringOptions
+
+    scoring = ScoringOptions.parse(args.scoring) if args.scoring else None
+    result = validate(model, args.normal_data, [str(c) for c in clips], scoring=scoring)
     print(f"validation on held-out normal clips {', '.join(result.clips)} "
           f"({model.variant}): AUC fast {result.fast_auc:.4f}, AUC fast box "
           f"{result.fast_box_auc:.4f}, heatmap peak on the fast box {result.fast_box_peak:.4f}, "
@@ -487,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("normal_data", help="UCSD root (its training clips) or folder of normal clips")
     p.add_argument("--clips", nargs="*", help="held-out normal clips (default: the sidecar's)")
+    p.add_argument("--scoring", help="score with this scoring instead of the model's own (to "
+                                     "compare uncalibrated candidates as they will ship)")
     p.add_argument("--json", help="write the results to this JSON file")
     _add_model_options(p)
     p.set_defaults(func=cmd_validate)

@@ -11,7 +11,8 @@ synthetic anomalies in the middle of it:
   in it; the rest of the frame plays at normal speed: one fast mover among normal walkers.
   The box is the pixel mask for the heatmap's peak.
 
-Measures (frames the live score gives a verdict; the synthetic stretch is abnormal, every
+Measures (under the model's scoring, or one named: candidates are compared under the scoring
+they will ship with; frames the live score gives a verdict; the synthetic stretch is abnormal, every
 other frame of every replay normal): the frame AUC of the live score's error (the trailing
 mean, which the causal regularity maps monotonically, so no calibration is needed) for each
 kind, and the share of `fast_box` frames whose heatmap peak lies on the box (quality.py's
@@ -35,6 +36,7 @@ from clipwatch.model.metrics import frame_auc
 from clipwatch.model.reconstructors import LoadedModel
 from clipwatch.model.score_source import score_frames
 from clipwatch.model.scoring import causal_regularity
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import Calibration
 from clipwatch.quality import AlertTally, peak_in_mask
 from clipwatch.stream.footage import normal_clip_paths
@@ -125,9 +127,11 @@ class SequenceScores:
     peak_frames: int = 0
 
 
-def score_sequence(sequence: Sequence, model: LoadedModel) -> SequenceScores:
-    """Replay one sequence as a camera through the live path."""
-    settings = model.settings(1, calibration=None)
+def score_sequence(sequence: Sequence, model: LoadedModel,
+                   scoring: ScoringOptions | None = None) -> SequenceScores:
+    """Replay one sequence as a camera through the live path (the model's scoring unless
+    told otherwise)."""
+    settings = model.settings(1, calibration=None, scoring=scoring)
     scorer = ClipScorer(sequence.name, settings, keep_maps=sequence.box is not None)
     mask = None
     if sequence.box is not None:
@@ -168,16 +172,21 @@ def load_images(path: Path) -> list[np.ndarray]:
 
 
 def validate(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
-             speedups: tuple[int, ...] = SPEEDUPS, rules: AlertConfig | None = None
-             ) -> Validation:
-    """The validation measure on held-out normal clips (by name); alerts under `rules`
-    (default: the service's) where the model has a calibration."""
-    scored = score_sequences(model, normal_data, clip_names, speedups)
-    return summarize(clip_names, scored, model.sidecar.calibration, rules)
+             speedups: tuple[int, ...] = SPEEDUPS, rules: AlertConfig | None = None,
+             scoring: ScoringOptions | None = None) -> Validation:
+    """The validation measure on held-out normal clips (by name), under the model's scoring
+    or `scoring`; alerts under `rules` (default: the service's) where the model has a
+    calibration for that scoring."""
+    scored = score_sequences(model, normal_data, clip_names, speedups, scoring)
+    calibration = model.sidecar.calibration
+    if calibration is not None and scoring is not None and calibration.scoring != scoring:
+        calibration = None
+    return summarize(clip_names, scored, calibration, rules)
 
 
 def score_sequences(model: LoadedModel, normal_data: str | Path, clip_names: list[str],
-                    speedups: tuple[int, ...] = SPEEDUPS) -> list[SequenceScores]:
+                    speedups: tuple[int, ...] = SPEEDUPS,
+                    scoring: ScoringOptions | None = None) -> list[SequenceScores]:
     """Every replay of every named held-out normal clip, scored through the live path."""
     paths = dict(normal_clip_paths(normal_data))
     missing = [n for n in clip_names if n not in paths]
@@ -187,7 +196,7 @@ def score_sequences(model: LoadedModel, normal_data: str | Path, clip_names: lis
     scored: list[SequenceScores] = []
     for name in clip_names:
         for sequence in synthetic_sequences(name, load_images(paths[name]), speedups):
-            scored.append(score_sequence(sequence, model))
+            scored.append(score_sequence(sequence, model, scoring))
     return scored
 
 
