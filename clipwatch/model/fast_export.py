@@ -133,15 +133,18 @@ def check_parts(model_path: Path, model: SpatiotemporalAutoencoder,
         worst = max(worst, float(np.abs(out[0] - reference[:, k]).max()))
         states = dict(zip(names, out[1:], strict=True))
     diffs["step"] = worst
-    # The cell stepped from zero states over a clip's features is the temporal part.
-    cell = _session(part_path(model_path, "cell"))
+    # The cell stepped from zero states over a clip's encoded frames, its hidden states
+    # decoded, is the full network on that clip.
+    cell, decoder = _session(part_path(model_path, "cell")), _session(part_path(model_path,
+                                                                                "decoder"))
+    features = features.reshape(b, t, *features.shape[1:])
     states = {n: np.zeros((b, *i.shape[1:]), np.float32)
               for n, i in zip(names, cell.get_inputs()[1:], strict=True)}
     worst = 0.0
     for k in range(t):
-        out = cell.run(None, {"features": features.reshape(b, t, *features.shape[1:])[:, k],
-                              **states})
-        worst = max(worst, float(np.abs(out[0] - hidden[:, k]).max()))
+        out = cell.run(None, {"features": features[:, k], **states})
+        frames = decoder.run(None, {"hidden": out[0]})[0]
+        worst = max(worst, float(np.abs(frames - reference[:, k]).max()))
         states = dict(zip(names, out[1:], strict=True))
     diffs["cell"] = worst
     for part, diff in diffs.items():

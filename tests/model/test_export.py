@@ -122,7 +122,7 @@ def test_parts_exported_from_an_onnx_model_match_the_full_network(exported, tmp_
     shutil.copy(report.sidecar_path, tmp_path / "m.json")
     clips = np.random.default_rng(0).uniform(-1, 1, (2, 10, 1, 227, 227)).astype(np.float32)
     diffs = export_parts(model, clips)
-    assert set(diffs) == {"decoder", "decoder_convt", "step"}
+    assert set(diffs) == {"decoder", "decoder_convt", "step", "cell"}
     assert max(diffs.values()) < 1e-4
     assert all(part_path(model, p).is_file() for p in PARTS)
     manifest = write_manifest(model, diffs, [])
