@@ -80,8 +80,9 @@ def intervals(abnormal: np.ndarray) -> list[tuple[int, int]]:
 def alert_spans(live: np.ndarray, threshold: float, rules: AlertConfig | None = None,
                 camera: str = "eval") -> list[tuple[int, int]]:
     """The alerts the service raises on one clip's live regularity (NaN: no verdict, as the
-    pipeline skips it), as (start, end) positions, inclusive; one still open at the end
-    of the clip ends at its last frame."""
+    pipeline skips it), as (start, end) positions, inclusive, the end where the alert closed
+    (a merge gap delays the message, not the end); one still open at the end of the clip
+    ends at its last frame."""
     tracker = AlertTracker(camera, rules or AlertConfig())
     spans, last = [], len(live) - 1
     for i, value in enumerate(live):
@@ -89,9 +90,9 @@ def alert_spans(live: np.ndarray, threshold: float, rules: AlertConfig | None = 
             continue
         for t in tracker.push(ScoredFrame(i, i / FPS, float(value), threshold)):
             if t.kind == "end":
-                spans.append((t.alert.start_frame, i))
+                spans.append((t.alert.start_frame, round(t.alert.ended_at * FPS)))
     for t in tracker.close(last / FPS):
-        spans.append((t.alert.start_frame, last))
+        spans.append((t.alert.start_frame, round(t.alert.ended_at * FPS)))
     return spans
 
 

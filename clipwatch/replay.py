@@ -155,9 +155,12 @@ def score_target(target: ReplayTarget, model: LoadedModel, settings: ScorerSetti
                 # grow without bound.
                 score = replace(score, error_map=None, image=None)
             scores.append(score)
-    if not scores:
-        raise SourceError(f"{target.source} has {len(scorer.buffer)} frames; scoring needs at "
-                          f"least {scorer.buffer.length}")
+    # One clip's worth of frames, whatever the variant: a model that steps frame by frame
+    # scores fewer, but those are all warm-up frames, which the live score gives no verdict.
+    needed = scorer.spec.clip_length
+    if len(scores) < needed:
+        frames = max(len(scores), len(scorer.buffer))
+        raise SourceError(f"{target.source} has {frames} frames; scoring needs at least {needed}")
     scores.sort(key=lambda s: s.index)
     indices = np.array([s.index for s in scores])
     result = ClipResult(target.name, indices + 1, np.array([s.timestamp for s in scores]),

@@ -62,9 +62,10 @@ def test_calibrate_refuses_an_unknown_clip(shared_data, model_copy):
 
 def test_evaluate_reports_json_fields_and_plots_on_a_real_test_clip(shared_data, tmp_path):
     out, plots = tmp_path / "eval.json", tmp_path / "plots"
+    # The 24 scoring options read every position of every clip: a clip variant (split).
     run = clipwatch("evaluate", str(DEFAULT_MODEL), str(shared_data / "ucsd_ped2"),
                     "--clips", "02", "--normal-clips", "16", "--json", str(out),
-                    "--plots", str(plots))
+                    "--plots", str(plots), "--variant", "split")
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     assert result["frames"] == 180 and result["clips"] == 1
@@ -169,6 +170,7 @@ def test_peak_in_mask_counts_within_7_pixels_and_leaves_empty_masks_out():
 
 
 def test_alert_events_on_synthetic_regularity():
+    from clipwatch.config import AlertConfig
     from clipwatch.quality import AlertTally, alert_spans, intervals
 
     threshold = 0.5
@@ -182,6 +184,13 @@ def test_alert_events_on_synthetic_regularity():
     live[88:95] = 0.1  # a false alert
     assert intervals(abnormal) == [(20, 39), (60, 69)]
     assert alert_spans(live, threshold) == [(23, 54), (88, 99)]  # closes 10 calm frames after
+    # Opening again within the merge gap (3 s: 30 frames) continues the same alert: the dip
+    # at 70 joins the first alert (it closes at 85), and the one at 88 joins it again.
+    again = live.copy()
+    again[70:76] = 0.1
+    assert alert_spans(again, threshold) == [(23, 99)]
+    apart = AlertConfig(merge_seconds=0)
+    assert alert_spans(again, threshold, apart) == [(23, 54), (70, 99)]  # 80-83 keep it open
     tally = AlertTally()
     tally.add(live, abnormal, threshold)
     assert tally.to_dict() == {"events": 2, "events_detected": 1, "alerts": 2,
