@@ -96,6 +96,9 @@ def make_session(path: Path, options: DetectorOptions) -> tuple[ort.InferenceSes
     # Without it freed tensors go back to malloc (and the system); no slower here (a batch
     # of 8 clips: 0.41-0.45 s either way; 289 vs 685 MB after one fresh batch of 8).
     session_options.enable_cpu_mem_arena = False
+    # Nor memory patterns, planned and kept per input shape: the frame-stepping parts see a
+    # new batch shape for every number of cameras stepping together.
+    session_options.enable_mem_pattern = False
     requested = _requested_providers(options.device)
     # onnxruntime-gpu prints multi-line errors when the CUDA libraries are missing; the
     # fallback is reported by the caller in one line instead (verbose logging keeps ORT's own).

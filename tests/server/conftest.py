@@ -6,7 +6,7 @@ from server_helpers import ServerProcess, free_port, ped2_clip01, replay_camera,
 
 @pytest.fixture
 def looping_server(shared_data, tmp_path):
-    camera = replay_camera(ped2_clip01(shared_data), loop=True)
+    camera = replay_camera(ped2_clip01(shared_data), loop=True, stride=1, fps=10.0)
     process = ServerProcess(write_config(tmp_path, [camera]), free_port(), tmp_path / "serve.log")
     yield process.start()
     process.stop()

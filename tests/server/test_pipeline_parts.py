@@ -66,7 +66,8 @@ def test_alerts_are_stored_then_broadcast_and_wait_in_order_while_the_store_refu
     store = RefusingStore(tmp_path)
     sent: list[dict] = []
     ids: list[tuple[float, int]] = []
-    tracker = AlertTracker("cam", AlertConfig(open_frames=2, close_frames=2, update_seconds=0.001))
+    tracker = AlertTracker("cam", AlertConfig(open_frames=2, close_frames=2, update_seconds=0.001,
+                                              merge_seconds=0))
     outbox = AlertOutbox("cam", store, sent.append, 80,
                          on_stored=lambda at, i: (ids.append((at, i)), tracker.set_id(i)))
     store.refusing = True
@@ -90,7 +91,8 @@ def test_the_outbox_is_bounded_and_says_what_it_dropped(tmp_path, monkeypatch):
     store = RefusingStore(tmp_path)
     store.refusing = True
     outbox = AlertOutbox("cam", store, lambda m: None, 80, max_unstored=3)
-    tracker = AlertTracker("cam", AlertConfig(open_frames=1, close_frames=1, update_seconds=0.001))
+    tracker = AlertTracker("cam", AlertConfig(open_frames=1, close_frames=1, update_seconds=0.001,
+                                              merge_seconds=0))
     transitions = alert_transitions(tracker, [0.1, 0.9, 0.1, 0.9, 0.1])  # 3 starts, 2 ends
     outbox.send(transitions)
     assert outbox.waiting == 3 and outbox.dropped == 2

@@ -139,9 +139,9 @@ def test_viewer_shows_live_video_timeline_alerts_and_survives_a_restart(browser,
         assert "javascript" in content_type, (url, content_type)
 
     # the tile shows the frame rate measured at the camera (fps_in), not the config's fps
-    # (20), and follows what /api/cameras says it is now (here: a rewritten figure)
+    # (10), and follows what /api/cameras says it is now (here: a rewritten figure)
     wait_fps_shown(tile)
-    assert camera_view(page)["fps"] == 20.0
+    assert camera_view(page)["fps"] == 10.0
     page.route("**/api/cameras", rewrite_fps_in(12.34))
     tile.locator(".meta .fps").filter(has_text=re.compile(r"^12\.3 fps$")).wait_for(timeout=15_000)
     page.unroute("**/api/cameras")
