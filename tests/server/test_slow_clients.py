@@ -16,7 +16,7 @@ import urllib.request
 
 from websockets.sync.client import connect
 
-STALL_SECONDS = 12.0  # longer than one pass of the looping clip (180 frames at 20 fps)
+STALL_SECONDS = 20.0  # longer than one pass of the looping clip (180 frames at 10 fps)
 
 
 def metric(url: str, name: str) -> float:
@@ -64,7 +64,7 @@ def test_a_stalled_client_loses_frames_not_alerts_and_slows_no_one(looping_serve
 
         # the pipeline kept its pace (no frame dropped at capture) and the fast client kept up
         assert metric(url, "clipwatch_frames_dropped_total") == 0
-        assert scored >= 0.8 * STALL_SECONDS * 20  # the camera's 20 fps
+        assert scored >= 0.8 * STALL_SECONDS * 10  # the camera's 10 fps
         assert fast_frames[0] >= 0.8 * scored
         # the stalled client lost stale frames on the server...
         assert metric(url, "clipwatch_websocket_frames_dropped_total") > 0
