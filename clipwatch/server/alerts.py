@@ -45,6 +45,8 @@ class Alert:
     updated_at: float
     ended_at: float | None = None
     id: int | None = None  # the event store's id, set once stored
+    zone: str | None = None  # the camera zone whose score raised it (None: the whole frame)
+    model: str | None = None  # the model the camera ran (its file name), for the history
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,12 @@ class Transition:
 
 
 class AlertTracker:
-    def __init__(self, camera: str, rules: AlertConfig) -> None:
+    def __init__(self, camera: str, rules: AlertConfig, zone: str | None = None,
+                 model: str | None = None) -> None:
         self.camera = camera
         self.rules = rules
+        self.zone = zone
+        self.model = model
         self.alert: Alert | None = None
         self._run: list[ScoredFrame] = []  # consecutive frames below threshold, before opening
         self._calm = 0  # consecutive calm frames while open
@@ -109,7 +114,8 @@ class AlertTracker:
         self.alert = Alert(
             camera=self.camera, started_at=first.at, start_frame=first.frame,
             lowest_regularity=worst.regularity, worst_frame=worst.frame, worst_at=worst.at,
-            threshold=scored.threshold, frames=self.rules.open_frames, updated_at=scored.at)
+            threshold=scored.threshold, frames=self.rules.open_frames, updated_at=scored.at,
+            zone=self.zone, model=self.model)
         return [Transition("start", self.alert, worst.evidence)]
 
     def _while_open(self, scored: ScoredFrame, below: bool) -> list[Transition]:

@@ -55,7 +55,10 @@ CREATE TABLE IF NOT EXISTS events (
     ack_note TEXT,
     acknowledged_at REAL,
     snapshot TEXT,
-    heatmap TEXT
+    heatmap TEXT,
+    zone TEXT,
+    model TEXT,
+    clip TEXT
 );
 CREATE INDEX IF NOT EXISTS events_camera_started ON events (camera, started_at);
 CREATE INDEX IF NOT EXISTS events_started ON events (started_at);
@@ -70,7 +73,10 @@ CREATE TABLE IF NOT EXISTS messages (
 
 _EVENT_COLUMNS = ("id", "camera", "state", "started_at", "ended_at", "updated_at", "start_frame",
                   "lowest_regularity", "worst_frame", "worst_at", "threshold", "frames",
-                  "acknowledged", "ack_note", "acknowledged_at", "snapshot", "heatmap")
+                  "acknowledged", "ack_note", "acknowledged_at", "snapshot", "heatmap", "zone",
+                  "model", "clip")
+# Columns added after the first release: an older events.db gets them at open (ALTER TABLE).
+_ADDED_COLUMNS = {"zone": "TEXT", "model": "TEXT", "clip": "TEXT"}
 
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id or sequence number names nothing
@@ -83,11 +89,13 @@ class StoreError(ClipwatchError):
 
 def event_json(row: dict[str, Any]) -> dict[str, Any]:
     """An event as the API and the websocket send it (an `Event`; file names become URLs)."""
-    fields = {k: row[k] for k in _EVENT_COLUMNS if k not in ("snapshot", "heatmap")}
+    fields = {k: row[k] for k in _EVENT_COLUMNS if k not in ("snapshot", "heatmap", "clip")}
     return Event(
         **fields,
         snapshot_url=f"/api/events/{row['id']}/snapshot.jpg" if row["snapshot"] else None,
         heatmap_url=f"/api/events/{row['id']}/heatmap.jpg" if row["heatmap"] else None,
+        clip_url=f"/api/events/{row['id']}/clip{Path(row['clip']).suffix}" if row["clip"]
+        else None,
     ).model_dump()
 
 
@@ -106,6 +114,7 @@ class EventStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event store in {self.folder}: {exc}") from None
         self._lock = threading.Lock()
@@ -116,6 +125,13 @@ class EventStore:
         self.image_error: str | None = None
         self.images_not_stored = 0  # image writes refused since the service started
         self._images_missed = 0  # in the current failing streak (for the recovery line)
+
+    def _add_missing_columns(self) -> None:
+        """An events.db written by an earlier version lacks the newer columns: add them."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
 
     def _failed(self, message: str) -> StoreError:
         if self.failing_since is None:
@@ -180,11 +196,12 @@ class EventStore:
     def _insert(self, alert: Alert) -> int:
         cursor = self._db.execute(
             "INSERT INTO events (camera, state, started_at, ended_at, updated_at, start_frame, "
-            "lowest_regularity, worst_frame, worst_at, threshold, frames) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "lowest_regularity, worst_frame, worst_at, threshold, frames, zone, model) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (alert.camera, "open" if alert.ended_at is None else "closed", alert.started_at,
              alert.ended_at, alert.updated_at, alert.start_frame, alert.lowest_regularity,
-             alert.worst_frame, alert.worst_at, alert.threshold, alert.frames))
+             alert.worst_frame, alert.worst_at, alert.threshold, alert.frames, alert.zone,
+             alert.model))
         return int(cursor.lastrowid)
 
     def _update(self, event_id: int | None, alert: Alert) -> None:

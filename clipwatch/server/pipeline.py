@@ -76,7 +76,8 @@ class CameraPipeline:
             baseline_frames=camera.baseline_frames)
         self.scorer = ClipScorer(camera.id, settings, keep_maps=True)
         self.sequencer = FrameSequencer()
-        self.tracker = AlertTracker(camera.id, services.alerts)
+        self.tracker = AlertTracker(camera.id, services.alerts,
+                                    model=services.model.detector.path.name)
         self.outbox = AlertOutbox(camera.id, services.store, services.hub.publish,
                                   services.jpeg_quality, on_stored=self._alert_stored,
                                   on_started=services.metrics.alerts.labels(camera.id).inc)

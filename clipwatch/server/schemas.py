@@ -98,6 +98,12 @@ class Event(_Answer):
     snapshot_url: str | None = Field(description="the worst frame (JPEG); None once retention "
                                                  "deleted it")
     heatmap_url: str | None = Field(description="the worst frame with its heatmap (JPEG)")
+    zone: str | None = Field(None, description="the camera zone that raised it (None: the "
+                                               "whole frame)")
+    model: str | None = Field(None, description="the model file the camera ran")
+    clip_url: str | None = Field(None, description="video of the event from its pre-roll to "
+                                                   "its post-roll; None until written or once "
+                                                   "retention deleted it")
 
 
 class EventPage(_Answer):
