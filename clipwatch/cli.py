@@ -31,6 +31,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _polygon(text: str):
+    """'x,y,x,y,x,y,...' (frame pixels) -> a checked polygon for --mask."""
+    from clipwatch.model.regions import polygon_problem
+
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not x,y,x,y,... in whole pixels") \
+            from None
+    if len(values) % 2 or min(values, default=0) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not pairs of non-negative x,y")
+    points = tuple(zip(values[::2], values[1::2], strict=True))
+    problem = polygon_problem(points)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return points
+
+
 def _model(args: argparse.Namespace):
     """The model and the reconstructor of its variant: the same one `serve` runs."""
     from clipwatch.model.detector import DetectorOptions
@@ -115,7 +133,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model = _model(args)
     heatmaps = Path(args.heatmaps) if args.heatmaps else None
     report = replay(targets, model, stride=args.stride, realtime=args.realtime,
-                    batch_size=args.batch, heatmap_dir=heatmaps)
+                    batch_size=args.batch, heatmap_dir=heatmaps, masks=tuple(args.mask or ()))
     per_frame = args.print_frames if args.print_frames is not None else len(report.clips) == 1
     print_report(report, per_frame)
     if args.out:
@@ -412,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write the regularity plot to this PNG")
     p.add_argument("--heatmaps", metavar="DIR",
                    help="write each scored frame with its heatmap over it to DIR/<clip>/")
+    p.add_argument("--mask", action="append", type=_polygon, metavar="X,Y,X,Y,...",
+                   help="leave a polygon (frame pixels, at least 3 points) out of the score "
+                        "and the heatmaps, as a camera's masks do; repeatable")
     frames = p.add_mutually_exclusive_group()
     frames.add_argument("--frames", dest="print_frames", action="store_true", default=None,
                         help="print every frame's score (default for a single clip)")

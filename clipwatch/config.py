@@ -12,12 +12,27 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.model.regions import (
+    MAX_COORDINATE,
+    MAX_MASKS,
+    MAX_POINTS,
+    MAX_ZONES,
+    polygon_problem,
+)
 from clipwatch.model.variants import VARIANT_HELP, Device, ProductionVariant
 from clipwatch.paths import DEFAULT_MODEL, SAMPLE_CLIP
 from clipwatch.stream.local_files import special_file_problem
@@ -41,6 +56,71 @@ class CameraCalibration(_Strict):
     e_lo: float = Field(description="smallest e(t) on this camera's normal footage")
     e_hi: float = Field(gt=0, description="largest e(t) on this camera's normal footage")
     threshold: float = Field(ge=-10, le=1, description="regularity below this is abnormal")
+
+
+def _simple_polygon(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    problem = polygon_problem(points)
+    if problem:
+        raise ValueError(problem)
+    return points
+
+
+Coordinate = Annotated[int, Field(ge=0, le=MAX_COORDINATE)]
+# A polygon in the frame's pixel coordinates (x right, y down, the frames the service reads:
+# what the viewer shows), [[x, y], ...]: at least 3 points, simple (no crossing edges).
+Polygon = Annotated[list[tuple[Coordinate, Coordinate]], Field(max_length=MAX_POINTS),
+                    AfterValidator(_simple_polygon)]
+ZONE_NAME_PATTERN = r"^\w([\w .-]{0,38}\w)?$"
+
+
+class CameraZone(_Strict):
+    """A named part of a camera's frame with its own score, threshold and alerts."""
+
+    name: str = Field(pattern=ZONE_NAME_PATTERN,
+                      description="named on the alerts it raises: letters, digits, space, "
+                                  "'.', '-' and '_', up to 40")
+    polygon: Polygon = Field(description="its outline in the frame's pixel coordinates, "
+                                         "[[x, y], ...], at least 3 points, edges not crossing")
+    threshold: float | None = Field(None, ge=-10, le=1,
+                                    description="alert threshold on the zone's regularity "
+                                                "(default: the camera's)")
+
+
+def unique_zone_names(zones: list[CameraZone]) -> list[CameraZone]:
+    seen: set[str] = set()
+    for zone in zones:
+        if zone.name in seen:
+            raise ValueError(f"zone name {zone.name!r} is used twice")
+        seen.add(zone.name)
+    return zones
+
+
+ClipFormat = Literal["webm", "mp4"]
+
+
+class ClipConfig(_Strict):
+    """A video clip kept with each of the camera's alerts (README: "Event clips")."""
+
+    pre_seconds: float = Field(5.0, ge=0, le=60,
+                               description="how long before the alert opened the clip starts "
+                                           "(kept in a bounded in-memory ring)")
+    post_seconds: float = Field(5.0, ge=0, le=60,
+                                description="how long after the alert ended the clip goes on")
+    max_seconds: float = Field(120.0, ge=1, le=3600,
+                               description="the longest clip: a longer alert keeps its first "
+                                           "max_seconds (pre-roll included)")
+    heatmap: bool = Field(False, description="blend the heatmap into the clip's frames")
+    height: int = Field(480, ge=120, le=2160,
+                        description="frames taller than this are scaled down to it (aspect "
+                                    "kept; never up): bounds the CPU, memory and disk a clip "
+                                    "costs")
+    format: ClipFormat = Field(
+        "webm", description="webm: VP9 (every Chromium, Firefox, Edge, recent Safari); mp4: "
+                            "H.264 (also older Safari and iOS; not Chromium builds without "
+                            "proprietary codecs)")
+    buffer_mb: float = Field(32.0, gt=0, le=1024,
+                             description="memory the pre-roll ring may hold (JPEG frames); a "
+                                         "fuller ring shortens the pre-roll")
 
 
 class CameraConfig(_Strict):
@@ -74,6 +154,20 @@ class CameraConfig(_Strict):
                     "normal; no alerts until then")
     calibration: CameraCalibration | None = Field(
         None, description="this camera's own calibration (default: the model's)")
+    clip: ClipConfig | None = Field(
+        None, description="keep a video clip of each alert, from pre_seconds before it to "
+                          "post_seconds after it (default: no clips)")
+    masks: list[Polygon] = Field(
+        default_factory=list, max_length=MAX_MASKS,
+        description="polygons whose pixels count toward neither the score nor the heatmap "
+                    "(nor any zone), in the frame's pixel coordinates: [[[x, y], ...], ...]")
+    zones: list[CameraZone] = Field(
+        default_factory=list, max_length=MAX_ZONES,
+        description="named polygons, each scored on its own (with its own threshold and "
+                    "alerts); the whole frame still raises the camera's alerts")
+    model: Path | None = Field(
+        None, description="this camera's own ONNX model with its .json sidecar (default: "
+                          "model.path); cameras sharing a model are batched together")
 
     @field_validator("source")
     @classmethod
@@ -81,6 +175,11 @@ class CameraConfig(_Strict):
         if value != value.strip() or any(c in value for c in "\r\n\0"):
             raise ValueError("source must be one line without surrounding spaces")
         return value
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zone_names(cls, zones: list[CameraZone]) -> list[CameraZone]:
+        return unique_zone_names(zones)
 
     @model_validator(mode="after")
     def _default_name(self) -> CameraConfig:
@@ -90,7 +189,11 @@ class CameraConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    path: Path = Field(DEFAULT_MODEL, description="ONNX model with its .json sidecar")
+    path: Path = Field(DEFAULT_MODEL, description="ONNX model with its .json sidecar (the "
+                                                   "default of every camera)")
+    folder: Path | None = Field(None, description="the models GET /api/models lists and the "
+                                                  "only ones the API may give a camera "
+                                                  "(default: the folder of `path`)")
     device: Device = Field("auto", description="where ONNX Runtime runs")
     threads: int = Field(0, ge=0, le=256, description="intra-op threads (0: one per core)")
     max_batch: int = Field(8, ge=1, le=64, description="most clips in one inference call")
@@ -101,12 +204,16 @@ class ModelConfig(_Strict):
 
 class StorageConfig(_Strict):
     dir: Path = Field(Path("clipwatch-data"),
-                      description="event database (events.db) and snapshot JPEGs")
+                      description="event database (events.db), snapshot JPEGs and event "
+                                  "clips")
     jpeg_quality: int = Field(85, ge=30, le=100, description="snapshot and live JPEG quality")
-    retention_days: float | None = Field(30.0, gt=0, description="delete snapshot files of "
-                                         "events older than this (the events stay)")
+    retention_days: float | None = Field(30.0, gt=0, description="delete snapshot and clip "
+                                         "files of events older than this (the events stay)")
     max_snapshot_mb: float | None = Field(2048.0, gt=0, description="delete the oldest "
                                           "snapshot files beyond this total size")
+    max_clip_mb: float | None = Field(10240.0, gt=0, description="delete the oldest event "
+                                      "clips beyond this total size (clips also follow "
+                                      "retention_days)")
 
 
 # 'This host' in every spelling, and link-local (169.254.169.254 answers cloud credentials).
@@ -145,6 +252,11 @@ class ServerConfig(_Strict):
         description="web origins (scheme://host[:port]) besides the service's own whose pages "
                     "may open the live websocket, e.g. the viewer's address behind a proxy "
                     "that rewrites Host")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=512,
+        description="the address operators reach the service at, e.g. https://cams.example.com; "
+                    "alert sinks then send absolute links to snapshots, heatmaps and clips "
+                    "(default: links relative to the service)")
 
     @field_validator("denied_networks", "allowed_networks")
     @classmethod
@@ -198,6 +310,107 @@ class LiveConfig(_Strict):
                                   description="frames with more pixels are downscaled (aspect "
                                               "kept) as they are read, before they are "
                                               "queued: bounds what any source can cost")
+
+
+SinkKind = Literal["webhook", "mqtt"]
+SinkTransition = Literal["start", "update", "end", "ack"]
+SINK_SCHEMES = {"webhook": ("http", "https"), "mqtt": ("mqtt", "mqtts")}
+MQTT_TOPIC_PATTERN = r"^[^+#/\s]+(/[^+#/\s]+)*$"  # no wildcards, no empty levels
+
+
+class SinkSettings(_Strict):
+    """An alert sink as the API shows it: everything but its secret (see SinkConfig)."""
+
+    id: str = Field(pattern=CAMERA_ID_PATTERN,
+                    description="short unique id: lower-case letters, digits, - and _")
+    kind: SinkKind = Field(description="webhook (HTTP POST of JSON, signed) or mqtt (publish "
+                                       "to a broker, QoS 1)")
+    url: str = Field(min_length=1, max_length=2048,
+                     description="webhook: the http(s) URL to POST to; mqtt: mqtt://[user:"
+                                 "password@]host[:port] or mqtts:// for TLS (ports 1883 and "
+                                 "8883 by default)")
+    topic: str = Field("clipwatch", max_length=200, pattern=MQTT_TOPIC_PATTERN,
+                       description="mqtt: the topic prefix; each message goes to "
+                                   "<topic>/<camera>/<event id>/<transition>")
+    enabled: bool = Field(True, description="a disabled sink keeps its place in the alert "
+                                            "stream but delivers nothing")
+    cameras: list[str] | None = Field(None, max_length=1000,
+                                      description="only these cameras' alerts (default: every "
+                                                  "camera)")
+    zones: list[str | None] | None = Field(
+        None, max_length=1000,
+        description="only alerts of these zones; null stands for the whole frame (default: "
+                    "every zone and the whole frame)")
+    min_severity: float = Field(0.0, ge=0, le=11,
+                                description="only alerts whose lowest regularity so far is at "
+                                            "least this far below their threshold (severity = "
+                                            "threshold - lowest regularity; an alert that "
+                                            "deepens is sent from the transition that passes)")
+    transitions: list[SinkTransition] = Field(
+        default_factory=lambda: ["start", "update", "end", "ack"], min_length=1,
+        description="which transitions to send")
+    timeout_s: float = Field(5.0, gt=0, le=120,
+                             description="one try gives up after this long (webhook: no "
+                                         "answer; mqtt: no PUBACK)")
+    retry_min_s: float = Field(1.0, gt=0, le=600,
+                               description="the wait after a failed try; it doubles with "
+                                           "each further failure")
+    retry_max_s: float = Field(60.0, gt=0, le=3600,
+                               description="the longest wait between tries (and between "
+                                           "reconnects to an MQTT broker)")
+    max_backlog: int = Field(10_000, ge=1, le=10_000_000,
+                             description="a sink further behind than this many messages skips "
+                                         "the oldest (counted and logged)")
+    max_age_hours: float = Field(24.0, gt=0, le=24 * 365,
+                                 description="a message older than this when its turn comes is "
+                                             "skipped (counted and logged)")
+    ca_file: Path | None = Field(None, description="https and mqtts: CA certificates to trust "
+                                                   "(PEM; default: the system's)")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_one_line(cls, value: str) -> str:
+        if value != value.strip() or any(c.isspace() or c == "\0" for c in value):
+            raise ValueError("url must be one line without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _url_fits_kind(self) -> SinkSettings:
+        from urllib.parse import urlsplit
+
+        schemes = SINK_SCHEMES[self.kind]
+        try:
+            parts = urlsplit(self.url)
+            host, _ = parts.hostname, parts.port  # a port that is not a number raises here
+        except ValueError:
+            raise ValueError("url is not a valid URL") from None
+        if parts.scheme not in schemes:
+            raise ValueError(f"a {self.kind} sink's url starts with "
+                             f"{' or '.join(s + '://' for s in schemes)}")
+        if not host:
+            raise ValueError("url needs a host")
+        if self.kind == "mqtt" and parts.path not in ("", "/"):
+            raise ValueError("an mqtt url names the broker only: put the topic in `topic`")
+        return self
+
+
+class SinkConfig(SinkSettings):
+    """An alert sink: a webhook or an MQTT broker that receives every alert transition."""
+
+    secret: str | None = Field(None, min_length=16, max_length=256,
+                               description="webhook: the key of the HMAC-SHA256 signature "
+                                           "(X-Clipwatch-Signature); required for webhooks, "
+                                           "never shown by the API")
+
+    @model_validator(mode="after")
+    def _secret_fits_kind(self) -> SinkConfig:
+        if self.kind == "webhook" and self.secret is None:
+            raise ValueError("a webhook sink needs a secret (16 characters or more) to sign "
+                             "its messages")
+        if self.kind == "mqtt" and self.secret is not None:
+            raise ValueError("an mqtt sink has no secret: put the broker's user and password "
+                             "in the url")
+        return self
 
 
 class ApiToken(_Strict):
@@ -258,6 +471,9 @@ class Config(_Strict):
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    sinks: list[SinkConfig] = Field(default_factory=list, max_length=32,
+                                    description="alert sinks: webhooks and MQTT brokers that "
+                                                "receive every alert transition")
 
     @field_validator("cameras")
     @classmethod
@@ -271,6 +487,15 @@ class Config(_Strict):
             if problem:  # a FIFO or device would hang or never end in the decoder
                 raise ValueError(f"camera {camera.id!r}: {problem}")
         return cameras
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sink_ids(cls, sinks: list[SinkConfig]) -> list[SinkConfig]:
+        ids = [s.id for s in sinks]
+        for sink_id in ids:
+            if ids.count(sink_id) > 1:
+                raise ValueError(f"sink id {sink_id!r} is used twice")
+        return sinks
 
     @model_validator(mode="after")
     def _camera_limit(self) -> Config:
@@ -326,13 +551,26 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"config {path}: {one_line(exc)}") from None
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """safe_dump's YAML, with each polygon (masks, zones) on one line, [[x, y], ...]."""
+
+
+def _is_polygon(data: list) -> bool:
+    return bool(data) and all(isinstance(p, list) and len(p) == 2 and
+                              all(type(v) in (int, float) for v in p) for p in data)
+
+
+_ConfigDumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True if _is_polygon(data) else None))
+
+
 def save_config(config: Config, path: str | os.PathLike[str]) -> None:
     """Write the config as YAML, atomically: a crash mid-write never leaves half a file."""
     path = Path(path)
     data = config.model_dump(mode="json", exclude_defaults=True)
     data["cameras"] = [c.model_dump(mode="json", exclude_defaults=True) | {"source": c.source}
                        for c in config.cameras]
-    text = yaml.safe_dump(data, sort_keys=False)
+    text = yaml.dump(data, Dumper=_ConfigDumper, sort_keys=False)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as fh:

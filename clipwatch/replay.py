@@ -22,6 +22,7 @@ from clipwatch.model.clip_scorer import ClipScorer, FrameScore, ScorerSettings
 from clipwatch.model.heatmap import overlay
 from clipwatch.model.metrics import equal_error_rate, frame_auc, has_both_classes
 from clipwatch.model.reconstructors import LoadedModel
+from clipwatch.model.regions import Polygon
 from clipwatch.model.score_source import score_frames
 from clipwatch.model.scoring import causal_regularity, paper_regularity
 from clipwatch.model.scoring_options import ScoringOptions
@@ -200,13 +201,15 @@ def pooled_metrics(clips: list[ClipResult], calibration: Calibration | None) -> 
 def replay(targets: list[ReplayTarget], model: LoadedModel, stride: int = 1,
            realtime: bool = False, batch_size: int = 8, show_progress: bool | None = None,
            heatmap_dir: Path | None = None,
-           scoring: ScoringOptions | None = None) -> ReplayReport:
+           scoring: ScoringOptions | None = None,
+           masks: tuple[Polygon, ...] = ()) -> ReplayReport:
     """Score every target as a camera would be scored (the model's variant, scoring and
-    calibration, unless `scoring` asks for another reading, which is then uncalibrated)."""
+    calibration, unless `scoring` asks for another reading, which is then uncalibrated),
+    with a camera's `masks` (polygons in the frames' pixel coordinates) if given."""
     started = time.monotonic()
     own = model.sidecar.calibration
     calibration = own if scoring is None or (own and own.scoring == scoring) else None
-    settings = model.settings(stride, calibration, scoring=scoring)
+    settings = replace(model.settings(stride, calibration, scoring=scoring), masks=masks)
     results, clips_scored = [], 0
     # Known totals (folders, files) give a real bar; tqdm hides itself when not on a terminal.
     disable = None if show_progress is None else not show_progress

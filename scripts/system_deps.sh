@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond Python: Debian's Chromium for the viewer test
 # (Playwright drives it; no browser is downloaded) and GStreamer's RTSP server, run by
-# scripts/rtsp_server.py with Debian's own python3 (it needs `gi`), for the RTSP tests.
+# scripts/rtsp_server.py with Debian's own python3 (it needs `gi`), for the RTSP tests, and the
+# mosquitto MQTT broker the alert-sink tests start (with openssl to make their TLS certificates).
 # Run as root (CI) or with sudo; it only installs what is missing, so it is cheap to run again.
 set -euo pipefail
 packages=(chromium chromium-driver python3-gi gir1.2-gst-rtsp-server-1.0
           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-          gstreamer1.0-libav)
+          gstreamer1.0-libav mosquitto openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \

@@ -16,9 +16,11 @@ from clipwatch.stream.sources import mask_url
 
 
 def camera_view(pipeline: CameraPipeline | None, camera: CameraConfig,
-                detail: bool = False) -> dict[str, Any]:
+                detail: bool = False,
+                frame_size: tuple[int, int] | None = None) -> dict[str, Any]:
     view = camera.model_dump(mode="json")
     view["source"] = mask_url(camera.source)
+    view["frame_size"] = list(frame_size) if frame_size else None  # masks and zones fit it
     if pipeline is None:
         status = CameraStatus("stopped", "disabled", time.time())
         view.update(fps_in=None, sampled_fps=None, frames_sampled_out=0,

@@ -27,8 +27,10 @@ from starlette.websockets import WebSocket
 from clipwatch.config import one_line
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.event_store import StoreError
+from clipwatch.server.models import ModelRefused
 from clipwatch.server.schemas import ErrorBody
 from clipwatch.server.service import CameraConflict, CameraLimit, UnknownCamera
+from clipwatch.server.sinks import SinkConflict, SinkDisabled, SinkRefused, UnknownSink
 from clipwatch.server.source_policy import SourceRefused
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,11 @@ class UnknownEvent(ClipwatchError):
 
 class MissingImage(ClipwatchError):
     """The event has no snapshot or heatmap (never written, or deleted by retention)."""
+
+
+class MissingClip(ClipwatchError):
+    """The event has no clip in that format (the camera keeps none, it is still being
+    recorded, or retention deleted it)."""
 
 
 class UnknownUser(ClipwatchError):
@@ -60,17 +67,28 @@ class InvalidChange(ClipwatchError):
     changes, or checked against the server's settings)."""
 
 
+class FrameSizeUnknown(ClipwatchError):
+    """No frame from the camera yet: the frame size that polygons must fit is unknown."""
+
+
 STATUS: dict[type[ClipwatchError], int] = {
     UnknownCamera: 404,
     UnknownEvent: 404,
     MissingImage: 404,
+    MissingClip: 404,
     UnknownUser: 404,
+    UnknownSink: 404,
     CameraConflict: 409,
     CameraLimit: 409,
     UserExists: 409,
     LastAdmin: 409,
+    SinkConflict: 409,
+    SinkDisabled: 409,
     InvalidChange: 422,
+    FrameSizeUnknown: 409,
     SourceRefused: 422,
+    SinkRefused: 422,
+    ModelRefused: 422,
     StoreError: 503,  # the disk is full or gone: retry later
     ClipwatchError: 500,
 }

@@ -1,8 +1,11 @@
-"""EventStore: alerts in SQLite (WAL) with their snapshot and heatmap JPEGs on disk.
+"""EventStore: alerts in SQLite (WAL) with their snapshot and heatmap JPEGs on disk, and
+the names of their clips (written under `clips/` by clips.py, attached here once complete).
 
 Every alert transition (start, update, end, acknowledge) is stored before it is broadcast,
 and gets a sequence number in the `messages` table: a viewer that reconnects asks for the
-messages after the last sequence number it saw, so it never misses an alert. A row and its
+messages after the last sequence number it saw, so it never misses an alert; each alert
+sink keeps its place in the same messages (`sink_cursors`: its durable outbox, see
+sinks/worker.py) and is woken by a listener when one is stored. A row and its
 message are written in one transaction; JPEGs are written (atomically, by rename) before the
 row that names them is committed, so a crash leaves no row pointing at half a file.
 
@@ -26,9 +29,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.alerts import Alert
@@ -69,6 +72,11 @@ CREATE TABLE IF NOT EXISTS messages (
     at REAL NOT NULL,
     payload TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sink_cursors (
+    sink TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 _EVENT_COLUMNS = ("id", "camera", "state", "started_at", "ended_at", "updated_at", "start_frame",
@@ -81,6 +89,16 @@ _ADDED_COLUMNS = {"zone": "TEXT", "model": "TEXT", "clip": "TEXT"}
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id or sequence number names nothing
 PROBE = ".write-probe"  # written and removed in the snapshot folder to see that it works
+PARTIAL_CLIP = ".part"  # a clip being recorded (clips.py); renamed once complete
+
+
+class StoredMessage(NamedTuple):
+    """One row of `messages`, for the alert sinks."""
+
+    seq: int
+    kind: str  # start, update, end, ack
+    at: float  # the transition's time (epoch seconds)
+    event: dict[str, Any]  # as `event_json` made it when the message was stored
 
 
 class StoreError(ClipwatchError):
@@ -103,6 +121,7 @@ class EventStore:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.snapshots = self.folder / "snapshots"
+        self.clips = self.folder / "clips"  # <camera>/<id>-clip.webm, written by clips.py
         try:
             self.snapshots.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.folder / "events.db", check_same_thread=False,
@@ -115,6 +134,7 @@ class EventStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._add_missing_columns()
+            self._remove_partial_clips()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event store in {self.folder}: {exc}") from None
         self._lock = threading.Lock()
@@ -125,6 +145,8 @@ class EventStore:
         self.image_error: str | None = None
         self.images_not_stored = 0  # image writes refused since the service started
         self._images_missed = 0  # in the current failing streak (for the recovery line)
+        # Told each new message's seq once it is committed (alert sinks wake on it).
+        self._listeners: list[Callable[[int], None]] = []
 
     def _add_missing_columns(self) -> None:
         """An events.db written by an earlier version lacks the newer columns: add them."""
@@ -132,6 +154,13 @@ class EventStore:
         for column, kind in _ADDED_COLUMNS.items():
             if column not in have:
                 self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
+
+    def _remove_partial_clips(self) -> None:
+        """Clips a previous run was still recording when it stopped (a crash) are partial
+        files nothing names: remove them before any recorder starts."""
+        if self.clips.is_dir():
+            for partial in self.clips.glob(f"*/*{PARTIAL_CLIP}"):
+                partial.unlink(missing_ok=True)
 
     def _failed(self, message: str) -> StoreError:
         if self.failing_since is None:
@@ -191,6 +220,7 @@ class EventStore:
                     self._db.execute(f"UPDATE events SET {name} = ? WHERE id = ?",
                                      (file, event_id))
             seq, event = self._log(event_id, kind, alert.updated_at)
+        self._notify(seq)
         return seq, event
 
     def _insert(self, alert: Alert) -> int:
@@ -302,6 +332,7 @@ class EventStore:
             self._db.execute("UPDATE events SET acknowledged = 1, ack_note = ?, "
                              "acknowledged_at = ? WHERE id = ?", (note, now, event_id))
             result = self._log(event_id, "ack", now)
+        self._notify(result[0])
         return result
 
     def close_interrupted(self) -> list[tuple[int, dict[str, Any]]]:
@@ -315,26 +346,32 @@ class EventStore:
                 self._db.execute("UPDATE events SET state = 'closed', ended_at = updated_at "
                                  "WHERE id = ?", (event_id,))
                 results.append(self._log(event_id, "end", time.time()))
+            self._notify(results[-1][0])
         return results
 
     # -- retention -----------------------------------------------------------------------
 
     def prune(self, max_age_days: float | None, max_bytes: int | None,
-              now: float | None = None) -> int:
-        """Delete snapshot and heatmap files of events older than `max_age_days`, then of the
-        oldest events until all files fit in `max_bytes`. The events stay in the history
-        (without images). Returns how many files were deleted."""
+              now: float | None = None, max_clip_bytes: int | None = None) -> int:
+        """Delete the snapshot, heatmap and clip files of events older than `max_age_days`,
+        then of the oldest events until the images fit in `max_bytes` and the clips in
+        `max_clip_bytes`. The events stay in the history (without them). Returns how many
+        files were deleted."""
         now = time.time() if now is None else now
-        with self._reading("cannot read the snapshots to prune"):
+        cutoff = None if max_age_days is None else now - max_age_days * 86400
+        return (self._prune_files(("snapshot", "heatmap"), self.snapshots, cutoff, max_bytes)
+                + self._prune_files(("clip",), self.clips, cutoff, max_clip_bytes))
+
+    def _prune_files(self, names: tuple[str, ...], folder: Path, cutoff: float | None,
+                     max_bytes: int | None) -> int:
+        """`prune` for the files of the columns `names`, which live under `folder`."""
+        present = " OR ".join(f"{n} IS NOT NULL" for n in names)
+        with self._reading(f"cannot read the {'/'.join(names)} files to prune"):
             rows = self._db.execute(
-                "SELECT id, snapshot, heatmap, started_at FROM events WHERE snapshot IS NOT NULL "
-                "OR heatmap IS NOT NULL ORDER BY started_at, id").fetchall()
-        sizes = {}
-        for row in rows:
-            sizes[row["id"]] = sum(self._file_size(row[n]) for n in ("snapshot", "heatmap"))
-        total, cutoff = sum(sizes.values()), None
-        if max_age_days is not None:
-            cutoff = now - max_age_days * 86400
+                f"SELECT id, started_at, {', '.join(names)} FROM events WHERE {present} "
+                "ORDER BY started_at, id").fetchall()
+        sizes = {row["id"]: sum(self._file_size(row[n], folder) for n in names) for row in rows}
+        total = sum(sizes.values())
         doomed = []
         for row in rows:  # oldest first
             too_old = cutoff is not None and row["started_at"] < cutoff
@@ -345,23 +382,23 @@ class EventStore:
             total -= sizes[row["id"]]
         deleted = 0
         for row in doomed:
-            for name in ("snapshot", "heatmap"):
+            for name in names:
                 if row[name]:
                     try:
-                        (self.snapshots / row[name]).unlink(missing_ok=True)
+                        (folder / row[name]).unlink(missing_ok=True)
                     except OSError as exc:
                         raise StoreError(f"cannot delete {row[name]}: {_reason(exc)}") from None
                     deleted += 1
-            with self._lock, self._transaction("cannot forget pruned snapshots"):
-                self._db.execute("UPDATE events SET snapshot = NULL, heatmap = NULL WHERE id = ?",
-                                 (row["id"],))
+            with self._lock, self._transaction(f"cannot forget pruned {'/'.join(names)} files"):
+                self._db.execute(f"UPDATE events SET {', '.join(f'{n} = NULL' for n in names)} "
+                                 "WHERE id = ?", (row["id"],))
         return deleted
 
-    def _file_size(self, name: str | None) -> int:
+    def _file_size(self, name: str | None, folder: Path | None = None) -> int:
         if not name:
             return 0
         try:
-            return (self.snapshots / name).stat().st_size
+            return ((folder or self.snapshots) / name).stat().st_size
         except OSError:
             return 0
 
@@ -409,13 +446,7 @@ class EventStore:
 
     def messages_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Alert messages after `seq`, oldest first, as the websocket sends them."""
-        if seq >= MAX_ID:
-            return []
-        with self._reading("cannot read the alert messages"):
-            rows = self._db.execute(
-                "SELECT seq, kind, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit)).fetchall()
-        return [alert_message(r["seq"], r["kind"], json.loads(r["payload"])) for r in rows]
+        return [alert_message(m.seq, m.kind, m.event) for m in self.sink_messages(seq, limit)]
 
     def last_seq(self) -> int:
         with self._reading("cannot read the last alert message"):
@@ -432,6 +463,89 @@ class EventStore:
             return None
         return path
 
+    # -- event clips (clips.py records them) ---------------------------------------------
+
+    def clip_file(self, camera: str, event_id: int, suffix: str) -> tuple[str, Path]:
+        """Where an event's clip goes: (its name relative to the clips folder, its path)."""
+        relative = f"{camera}/{event_id}-clip{suffix}"
+        return relative, self.clips / relative
+
+    def attach_clip(self, event_id: int, relative: str) -> tuple[int, dict[str, Any]] | None:
+        """Name the event's clip file (written complete, under the clips folder) and log an
+        `update` message, so viewers, resuming clients and alert sinks learn its clip_url.
+        Returns (seq, event), or None if there is no such event."""
+        with self._lock, self._transaction(f"cannot store the clip of event {event_id}"):
+            row = self._find(event_id)
+            if row is None:
+                return None  # (the empty transaction commits)
+            self._db.execute("UPDATE events SET clip = ? WHERE id = ?", (relative, event_id))
+            result = self._log(event_id, "update", row["updated_at"])
+        self._notify(result[0])
+        return result
+
+    def clip_path(self, event_id: int) -> Path | None:
+        """The file of an event's clip, only ever inside the clips folder."""
+        row = self.get(event_id)
+        if row is None or not row.get("clip"):
+            return None
+        path = (self.clips / row["clip"]).resolve()
+        if not path.is_relative_to(self.clips.resolve()) or not path.is_file():
+            return None
+        return path
+
+
+    # -- alert sinks: a durable cursor per sink over the messages table -------------------
+    # A sink's cursor is the seq of the last message it has dealt with (delivered, filtered
+    # out or skipped), committed in the same database as the messages: what a sink missed
+    # survives a restart.
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """`listener(seq)` is called after each message is committed, from the writer's
+        thread: it must only wake someone up."""
+        self._listeners.append(listener)
+
+    def _notify(self, seq: int) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(seq)
+            except Exception:  # a listener's bug never fails a stored alert
+                log.exception("an event store listener failed")
+
+    def sink_cursor(self, sink: str) -> int | None:
+        """The sink's cursor, or None for a sink never seen."""
+        with self._reading(f"cannot read sink {sink}'s position"):
+            row = self._db.execute("SELECT seq FROM sink_cursors WHERE sink = ?",
+                                   (sink,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_sink_cursor(self, sink: str, seq: int) -> None:
+        with self._lock, self._transaction(f"cannot store sink {sink}'s position"):
+            self._db.execute("INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?) "
+                             "ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, "
+                             "updated_at = excluded.updated_at", (sink, seq, time.time()))
+
+    def forget_sink(self, sink: str) -> None:
+        with self._lock, self._transaction(f"cannot forget sink {sink}"):
+            self._db.execute("DELETE FROM sink_cursors WHERE sink = ?", (sink,))
+
+    def sink_messages(self, after: int, limit: int = 100) -> list[StoredMessage]:
+        """The stored messages after seq `after`, oldest first (sinks; the websocket's resume
+        through `messages_since`)."""
+        if after >= MAX_ID:
+            return []
+        with self._reading("cannot read the alert messages"):
+            rows = self._db.execute(
+                "SELECT seq, kind, at, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit)).fetchall()
+        return [StoredMessage(r["seq"], r["kind"], r["at"], json.loads(r["payload"]))
+                for r in rows]
+
+    def messages_after(self, after: int) -> int:
+        """How many messages come after seq `after` (a sink's backlog)."""
+        with self._reading("cannot count the alert messages"):
+            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE seq > ?",
+                                   (min(after, MAX_ID),)).fetchone()
+        return int(row[0])
 
 def _reason(exc: BaseException) -> str:
     """An OS error's reason without its file name (the message names the file), else the

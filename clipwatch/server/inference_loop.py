@@ -1,9 +1,10 @@
 """InferenceLoop: the one thread that runs the model over the due clips of every camera.
 
 Each pass takes every camera's due requests, reconstructs them in batches of up to
-`max_batch` (so several cameras share each ONNX Runtime call), and hands each camera its
-reconstructions. It measures the cost of a clip, and once a second shares that capacity
-among the cameras (balance.py): faster ones sample their frames down evenly.
+`max_batch` (so the cameras that run the same model share each ONNX Runtime call; cameras
+with their own models get their own calls), and hands each camera its reconstructions. It
+measures the cost of a clip, and once a second shares that capacity among the cameras
+(balance.py): faster ones sample their frames down evenly.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class InferenceLoop:
         self.error: str | None = None
         self.seconds_per_clip: float | None = None  # measured, smoothed
         self._balanced_at = 0.0
-        self._cameras: set[str] = set()  # the cameras of the last pass
+        self._cameras: dict[str, CameraPipeline] = {}  # the cameras of the last pass
         self._repeats, self._repeats_logged_at = 0, 0.0
 
     def start(self) -> None:
@@ -74,15 +75,19 @@ class InferenceLoop:
         """Score every clip that is due now; returns how many."""
         work: list[tuple[CameraPipeline, ClipRequest]] = []
         pipelines = self._pipelines()
-        current = {p.camera.id for p in pipelines}
-        for gone in self._cameras - current:  # removed: its caches go, on this thread
-            self.s.model.reconstructor.reset(gone)
+        current = {p.camera.id: p for p in pipelines}
+        for camera, gone in self._cameras.items():
+            if current.get(camera) is not gone:
+                # Removed, or replaced (new settings or model): the old pipeline's model
+                # forgets the camera's caches, on this thread (never while a call runs).
+                gone.model.reconstructor.reset(camera)
         self._cameras = current
         for pipeline in pipelines:
             pipeline.grabber.check_stall()
             work.extend((pipeline, request) for request in pipeline.take_requests())
         started_all = time.perf_counter()
-        self._score(work)
+        for model_work in by_model(work):
+            self._score(model_work)
         if work:
             spc = (time.perf_counter() - started_all) / len(work)
             self.seconds_per_clip = spc if self.seconds_per_clip is None else \
@@ -93,20 +98,32 @@ class InferenceLoop:
         return len(work)
 
     def _score(self, work: list[tuple[CameraPipeline, ClipRequest]]) -> None:
-        size = self.s.model.detector.options.max_batch
+        """Reconstruct the clips of cameras that share one model, in batches across them."""
+        model = work[0][0].model
+        size = model.detector.options.max_batch
         for start in range(0, len(work), size):
             # a camera removed while this pass runs costs no more scoring: its clips go
             chunk = [(p, r) for p, r in work[start:start + size] if not p.stopped]
             if not chunk:
                 continue
             started = time.perf_counter()
-            recons = self.s.model.reconstructor.reconstruct([r for _, r in chunk])
+            recons = model.reconstructor.reconstruct([r for _, r in chunk])
             self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
             self.s.metrics.batch_clips.observe(len(chunk))
             for (pipeline, request), recon in zip(chunk, recons, strict=True):
                 pipeline.handle(request, recon)
                 if pipeline.stopped:  # removed during the call, which cached its frames anew
-                    self.s.model.reconstructor.reset(pipeline.camera.id)
+                    model.reconstructor.reset(pipeline.camera.id)
+
+
+def by_model(work: list[tuple[CameraPipeline, ClipRequest]]
+             ) -> list[list[tuple[CameraPipeline, ClipRequest]]]:
+    """The due clips grouped by the model their camera runs (in the order first seen): one
+    model's clips batch together, whichever cameras they come from."""
+    groups: dict[int, list[tuple[CameraPipeline, ClipRequest]]] = {}
+    for pipeline, request in work:
+        groups.setdefault(id(pipeline.model), []).append((pipeline, request))
+    return list(groups.values())
 
 
 def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:

@@ -64,7 +64,11 @@ class ScoreMessage(_ServerMessage):
                                                  "learns its baseline or warms up")
     error: float = Field(description="e(t), the reconstruction error after smoothing")
     threshold: float | None = Field(description="the alert threshold in force")
-    alerting: bool = Field(description="whether an alert is open on this camera")
+    alerting: bool = Field(description="whether an alert is open on this camera (its own or "
+                                       "one of its zones')")
+    zones: dict[str, float | None] = Field(
+        default_factory=dict, description="each zone's causal regularity (None while it "
+                                          "learns its baseline or warms up); {} without zones")
 
 
 class StatusMessage(_ServerMessage):

@@ -3,7 +3,9 @@ can build several apps in one process).
 
 Per camera: frames in, frames scored, frames dropped (queue full), alerts opened; the
 inference latency (one batched ONNX Runtime call) and the frame-to-viewer latency (capture
-to the frame leaving for a websocket client).
+to the frame leaving for a websocket client); event clips written, lost, and frames their
+recorder dropped. Per alert sink: messages delivered, failed
+tries, messages skipped past its bound, its backlog and the delivery latency.
 """
 
 from __future__ import annotations
@@ -51,6 +53,34 @@ class Metrics:
         self.ws_frames_dropped = Counter("clipwatch_websocket_frames_dropped",
                                          "Live frames a slow client skipped", registry=r)
 
+        self.clips_written = Counter("clipwatch_clips_written", "Event clips written and "
+                                     "attached to their alert", ["camera"], registry=r)
+        self.clips_failed = Counter("clipwatch_clips_failed", "Event clips lost (the clips "
+                                    "folder could not be written)", ["camera"], registry=r)
+        self.clip_frames_dropped = Counter("clipwatch_clip_frames_dropped", "Frames the clip "
+                                           "recorder's full queue refused", ["camera"],
+                                           registry=r)
+
+        self.sink_delivered = Counter("clipwatch_sink_delivered", "Alert messages an alert "
+                                      "sink accepted (webhook 2xx, MQTT PUBACK)", ["sink"],
+                                      registry=r)
+        self.sink_failures = Counter("clipwatch_sink_failures", "Failed delivery tries (each "
+                                     "is retried)", ["sink"], registry=r)
+        self.sink_skipped = Counter("clipwatch_sink_skipped", "Alert messages a sink never "
+                                    "got: it was further behind than its bound", ["sink"],
+                                    registry=r)
+        self.sink_backlog = Gauge("clipwatch_sink_backlog", "Alert messages waiting for the "
+                                  "sink", ["sink"], registry=r)
+        self.sink_delivery_seconds = Histogram(
+            "clipwatch_sink_delivery_seconds", "An alert message stored to the sink accepting "
+            "it", ["sink"], buckets=_LATENCY_BUCKETS + (10.0, 30.0, 60.0, 300.0), registry=r)
+
+    def forget_sink(self, sink: str) -> None:
+        for metric in (self.sink_delivered, self.sink_failures, self.sink_skipped,
+                       self.sink_backlog, self.sink_delivery_seconds):
+            with contextlib.suppress(KeyError):
+                metric.remove(sink)
+
     def set_camera_state(self, camera: str, state: str) -> None:
         for name in CAMERA_STATES:
             self.camera_state.labels(camera, name).set(1 if name == state else 0)
@@ -59,7 +89,8 @@ class Metrics:
         """Drop a removed camera's series, so /metrics does not list it forever."""
         for metric in (self.frames_in, self.frames_scored, self.frames_dropped,
                        self.frames_sampled_out, self.alerts,
-                       self.camera_up, self.frame_to_viewer_seconds):
+                       self.camera_up, self.frame_to_viewer_seconds, self.clips_written,
+                       self.clips_failed, self.clip_frames_dropped):
             with contextlib.suppress(KeyError):  # the camera never produced that series
                 metric.remove(camera)
         for name in CAMERA_STATES:

@@ -37,18 +37,20 @@ class AlertOutbox:
     """`store.record(kind, alert, images)` first, then `publish(message)`.
 
     `on_stored(started_at, event_id)` tells the alert tracker its alert's id; `on_started`
-    counts a stored alert (metrics)."""
+    counts a stored alert (metrics); `clips` (the camera's ClipRecorder, clips.py) hears of
+    each transition as it is queued and of each start's event id once it is stored."""
 
     def __init__(self, camera: str, store: Any, publish: Callable[[dict], None],
                  jpeg_quality: int, on_stored: Callable[[float, int], None] = lambda *_: None,
                  on_started: Callable[[], None] = lambda: None,
-                 max_unstored: int = MAX_UNSTORED) -> None:
+                 max_unstored: int = MAX_UNSTORED, clips: Any = None) -> None:
         self.camera = camera
         self.store = store
         self.publish = publish
         self.quality = jpeg_quality
         self.on_stored = on_stored
         self.on_started = on_started
+        self.clips = clips
         self.max_unstored = max_unstored
         self._unstored: list[tuple[Transition, dict[str, bytes] | None]] = []
         self._event_ids: OrderedDict[float, int] = OrderedDict()
@@ -70,6 +72,8 @@ class AlertOutbox:
                 self._unstored.pop(0)
                 self.dropped += 1
             self._unstored.append((transition, self._images(transition)))
+            if self.clips is not None:
+                self.clips.note(transition)
         self.retry()
 
     def _images(self, transition: Transition) -> dict[str, bytes] | None:
@@ -101,6 +105,8 @@ class AlertOutbox:
             if transition.kind == "start":
                 self._remember(alert.started_at, event["id"])
                 self.on_stored(alert.started_at, event["id"])
+                if self.clips is not None:
+                    self.clips.stored(alert, event["id"])
                 self.on_started()
             self.publish(alert_message(seq, transition.kind, event))
 

@@ -7,7 +7,9 @@ It only wires the parts that each own one job:
   same object `replay` and `evaluate` score through;
 - `AlertTracker` (alerts.py): alerts open and close with hysteresis;
 - `AlertOutbox` (outbox.py): store, then broadcast, retried until stored;
-- `FramePublisher` (publisher.py): JPEGs to the viewers through the hub.
+- `FramePublisher` (publisher.py): JPEGs to the viewers through the hub;
+- `ClipRecorder` (clips.py): when the camera keeps clips, each alert's video, on its own
+  thread (the inference thread only hands it references).
 The inference loop (inference_loop.py) takes each camera's due `ClipRequest`s, runs them in
 batches across cameras, and hands the reconstructions back to `handle`.
 """
@@ -28,6 +30,7 @@ from clipwatch.model.reconstructor import ClipRequest
 from clipwatch.model.reconstructors import LoadedModel
 from clipwatch.model.sidecar import Calibration
 from clipwatch.server.alerts import AlertTracker, ScoredFrame
+from clipwatch.server.clips import ClipRecorder
 from clipwatch.server.event_store import EventStore
 from clipwatch.server.grabber import CameraStatus, Grabber
 from clipwatch.server.hub import Hub
@@ -36,6 +39,7 @@ from clipwatch.server.metrics import Metrics
 from clipwatch.server.outbox import AlertOutbox
 from clipwatch.server.publisher import FramePublisher
 from clipwatch.server.sequencer import FrameSequencer
+from clipwatch.server.zones import ZoneAlerts, with_regions
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ log = logging.getLogger(__name__)
 class Services:
     """What every camera pipeline shares."""
 
-    model: LoadedModel  # the checked graph, sidecar and the reconstructor run live
+    model: LoadedModel  # the default model (a camera may run its own: CameraPipeline.model)
     store: EventStore
     hub: Hub
     metrics: Metrics
@@ -68,22 +72,37 @@ def camera_calibration(camera: CameraConfig, model: LoadedModel) -> Calibration 
 
 class CameraPipeline:
     def __init__(self, camera: CameraConfig, services: Services,
-                 check_source: Callable[[str], None] | None = None) -> None:
+                 check_source: Callable[[str], None] | None = None,
+                 model: LoadedModel | None = None) -> None:
         self.camera = camera
         self.s = services
-        settings = services.model.settings(
-            camera.stride, camera_calibration(camera, services.model),
+        # The camera's own model, else the service-wide one; the inference loop batches the
+        # cameras that share one.
+        self.model = model or services.model
+        settings = self.model.settings(
+            camera.stride, camera_calibration(camera, self.model),
             baseline_frames=camera.baseline_frames)
-        self.scorer = ClipScorer(camera.id, settings, keep_maps=True)
+        # Masks and zones are the scorer's (the one scoring path, replay takes them too).
+        self.scorer = ClipScorer(camera.id, with_regions(settings, camera), keep_maps=True)
         self.sequencer = FrameSequencer()
         self.tracker = AlertTracker(camera.id, services.alerts,
-                                    model=services.model.detector.path.name)
+                                    model=self.model.detector.path.name)
+        self.clips = ClipRecorder(camera.id, camera.clip, services.store, services.hub.publish,
+                                  services.jpeg_quality, lambda: services.alerts.open_frames) \
+            if camera.clip is not None else None
         self.outbox = AlertOutbox(camera.id, services.store, services.hub.publish,
                                   services.jpeg_quality, on_stored=self._alert_stored,
-                                  on_started=services.metrics.alerts.labels(camera.id).inc)
+                                  on_started=services.metrics.alerts.labels(camera.id).inc,
+                                  clips=self.clips)
+        # Each zone's own alerts, beside the camera's (the whole frame's) above.
+        self.zones = ZoneAlerts(camera, services.alerts, services.store, services.hub.publish,
+                                services.jpeg_quality,
+                                services.metrics.alerts.labels(camera.id).inc,
+                                model=self.model.detector.path.name, clips=self.clips)
         self.publisher = FramePublisher(camera.id, services.hub, services.jpeg_quality)
         # The grabber's own counts, and how much of each the metrics have been told.
-        self._counted = {"frames_in": 0, "frames_sampled_out": 0, "frames_dropped": 0}
+        self._counted = {"frames_in": 0, "frames_sampled_out": 0, "frames_dropped": 0,
+                         "clips_written": 0, "clips_failed": 0, "clip_frames_dropped": 0}
         self.frames_scored = 0
         self.stopped = False  # set when removed: a clip still in flight is then discarded
         self.last_regularity: float | None = None
@@ -137,18 +156,23 @@ class CameraPipeline:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.clips is not None:
+            self.clips.start()
         self.grabber.start()
 
     def stop(self) -> None:
         self.stopped = True
         self.grabber.stop()
         self.outbox.send(self.tracker.close(time.time()))
+        self.zones.close(time.time())
+        if self.clips is not None:
+            self.clips.stop()  # its clips in progress end with the frames they have
         # The reconstructor's caches for this camera are dropped by the inference thread
         # (inference_loop.py): reset from here raced with a call in progress (a KeyError).
 
     @property
     def unstored(self) -> int:
-        return self.outbox.waiting
+        return self.outbox.waiting + self.zones.waiting
 
     # -- frames in, requests out (inference thread) --------------------------------------
 
@@ -156,11 +180,14 @@ class CameraPipeline:
         """The camera's frames since the last call, as the clips now due for inference."""
         if self.outbox.waiting:
             self.outbox.retry()
+        self.zones.retry()
         grabbed = self.grabber.queue.drain()
         self._update_counters()
         if not grabbed and self.grabber.status.state == "ended" and self.tracker.is_open:
             # A recording that ended will not calm down by itself: its alert ends with it.
             self.outbox.send(self.tracker.close(time.time()))
+        if not grabbed and self.grabber.status.state == "ended" and self.zones.is_open:
+            self.zones.close(time.time())
         requests = []
         for item in grabbed:
             frame, gap = self.sequencer.take(item)
@@ -184,6 +211,10 @@ class CameraPipeline:
         counts = {"frames_in": self.grabber.frames_in,
                   "frames_sampled_out": self.grabber.frames_sampled_out,
                   "frames_dropped": self.grabber.queue.dropped}
+        if self.clips is not None:  # the clip recorder's own counts, the same way
+            counts.update(clips_written=self.clips.clips_written,
+                          clips_failed=self.clips.clips_failed,
+                          clip_frames_dropped=self.clips.frames_dropped)
         for name, count in counts.items():
             if count > self._counted[name]:
                 getattr(self.s.metrics, name).labels(self.camera.id).inc(
@@ -210,15 +241,19 @@ class CameraPipeline:
         self.frames_scored += 1
         self.s.metrics.frames_scored.labels(self.camera.id).inc()
         self.last_regularity = score.regularity
+        if self.clips is not None:  # before the alerts: a start finds its frame in the ring
+            self.clips.add(origin.captured_at, score.image, score.error_map)
         transitions = []
         if score.regularity is not None and threshold is not None:
             transitions = self.tracker.push(ScoredFrame(
                 origin.index, origin.captured_at, score.regularity, threshold,
                 evidence=(score.image, score.error_map)))
+        self.zones.push(score, origin.index, origin.captured_at, self.scorer)
         self.s.hub.publish(ScoreMessage(
             camera=self.camera.id, frame=origin.index, captured_at=origin.captured_at,
             regularity=score.regularity, error=score.score_error, threshold=threshold,
-            alerting=self.tracker.is_open))
+            alerting=self.tracker.is_open or self.zones.is_open,
+            zones=self.zones.regularities(score)))
         self.outbox.send(transitions)
         self.publisher.publish(origin.index, origin.captured_at, score.image, score.error_map)
 

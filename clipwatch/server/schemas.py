@@ -9,11 +9,11 @@ answer fails loudly in the tests instead of drifting from the documented contrac
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clipwatch.config import AlertConfig, CameraConfig
+from clipwatch.config import AlertConfig, CameraConfig, SinkSettings
 
 CameraState = Literal["connecting", "learning", "live", "lost", "ended", "stopped"]
 Role = Literal["viewer", "admin"]
@@ -72,6 +72,9 @@ class CameraView(CameraConfig):
     regularity: float | None = Field(description="the latest causal regularity (None while "
                                                  "learning or before the first score)")
     active_calibration: ActiveCalibration | None
+    frame_size: tuple[int, int] | None = Field(
+        None, description="(width, height) of the frames as the service reads them, the "
+                          "coordinates of masks and zones; None before the first frame")
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -129,6 +132,8 @@ class Readiness(_Answer):
     model: str | None = Field(None, description="the model file's name")
     variant: str | None = Field(None, description="the inference variant configured "
                                                   "(model.variant)")
+    models_loaded: list[str] | None = Field(None, description="the model files loaded: the "
+                                                              "default and cameras' own")
     inference_running: bool | None = None
     inference_error: str | None = Field(None, description="the inference thread's last "
                                                           "failure")
@@ -147,6 +152,27 @@ class Readiness(_Answer):
                                                                      "state")
 
 
+# -- models ------------------------------------------------------------------------------------
+
+
+class ModelEntry(_Answer):
+    """A model file in the model folder, with its sidecar's summary."""
+
+    name: str = Field(description="the file name, as a camera's `model` may give it")
+    path: str
+    default: bool = Field(description="the service-wide model (model.path)")
+    loaded: bool = Field(description="loaded now (a camera or the default runs it)")
+    variant: str | None = Field(description="the inference variant it runs with, when loaded")
+    cameras: list[str] = Field(description="the cameras that run it")
+    size_bytes: int
+    scene: str | None = Field(description="what footage it learned (its provenance)")
+    calibration: dict[str, Any] | None = Field(description="its causal-score calibration")
+    metrics: dict[str, Any] | None = Field(description="its measured figures")
+    provenance: dict[str, Any] | None
+    error: str | None = Field(description="why its sidecar cannot be used (then no camera "
+                                          "can be given it)")
+
+
 # -- session and admin -------------------------------------------------------------------------
 
 
@@ -163,3 +189,43 @@ class Me(Account):
 
 class Settings(_Answer):
     alerts: AlertConfig
+
+
+# -- alert sinks -------------------------------------------------------------------------------
+
+
+class SinkStatusView(_Answer):
+    """Delivery to a sink, its counts since the service started."""
+
+    state: Literal["ok", "failing", "starting", "disabled", "stopped"] = Field(
+        description="ok (delivering or caught up), failing (tries fail; messages wait in "
+                    "order), starting, disabled, stopped (the service is not running)")
+    connected: bool | None = Field(description="MQTT: connected to the broker now (webhooks: "
+                                               "None)")
+    last_seq: int | None = Field(description="the alert message the sink has dealt with last "
+                                             "(delivered, filtered out or skipped)")
+    backlog: int = Field(description="alert messages after it, waiting for the sink")
+    delivered: int = Field(description="messages the receiver accepted")
+    failures: int = Field(description="failed tries (each is retried)")
+    skipped: int = Field(description="messages never delivered: the sink was further behind "
+                                     "than its bound (max_backlog, max_age_hours)")
+    filtered: int = Field(description="messages the sink's filters left out")
+    last_error: str | None = Field(description="why the last failed try failed")
+    last_error_at: float | None
+    last_success_at: float | None
+    failing_since: float | None = Field(description="when the current run of failures began "
+                                                    "(None: not failing)")
+
+
+class SinkView(SinkSettings):
+    """An alert sink as the API shows it: its settings (a password in the URL masked, never
+    its secret) and its delivery status."""
+
+    signed: bool = Field(description="whether its messages are signed (webhooks: always)")
+    status: SinkStatusView
+
+
+class SinkTestResult(_Answer):
+    delivered: bool = Field(description="whether the receiver accepted the test message")
+    detail: str = Field(description="what happened: the answer, or why it failed")
+    seconds: float = Field(description="how long it took")

@@ -15,8 +15,6 @@ from typing import Any
 
 from clipwatch.config import CameraConfig, Config, save_config
 from clipwatch.errors import ClipwatchError
-from clipwatch.model.detector import DetectorOptions
-from clipwatch.model.reconstructors import load_model
 from clipwatch.server.auth import Authenticator
 from clipwatch.server.camera_view import camera_view
 from clipwatch.server.event_store import EventStore
@@ -25,12 +23,15 @@ from clipwatch.server.inference_loop import InferenceLoop
 from clipwatch.server.memory import MemoryReleaser
 from clipwatch.server.messages import CamerasMessage, alert_message
 from clipwatch.server.metrics import Metrics
+from clipwatch.server.models import ModelRegistry
 from clipwatch.server.pipeline import CameraPipeline, Services
+from clipwatch.server.sinks import SinkManager
 from clipwatch.server.source_policy import check_api_source
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 600.0  # how often retention runs
+CLIP_FINISH_S = 10.0  # at shutdown, how long a camera's clips in progress may take to finish
 
 
 class CameraConflict(ClipwatchError):
@@ -51,22 +52,24 @@ class Service:
         self.config_path = config_path
         self.metrics = Metrics()
         self.auth = Authenticator(config.auth)
-        m = config.model
-        options = DetectorOptions(device=m.device, intra_op_threads=m.threads,
-                                  max_batch=m.max_batch)
-        self.model = load_model(m.path, options, m.variant)
+        self.models = ModelRegistry(config.model)
+        self.model = self.models.default
         self.detector = self.model.detector
+        for camera in config.cameras:  # a camera's own model that cannot load stops the start
+            self.models.for_camera(camera)
         self.store = EventStore(config.storage.dir)
         self.hub = Hub(config.live, self.metrics)
         self.services = Services(self.model, self.store, self.hub,
                                  self.metrics, config.alerts, config.live,
                                  config.storage.jpeg_quality, threading.Event())
         self.pipelines: dict[str, CameraPipeline] = {}
+        self.frame_sizes: dict[str, tuple[int, int]] = {}  # kept across a camera's restarts
         # Cameras added or changed through the API in this run: their sources are checked
         # against the server's policy again at each (re)connect (a name may resolve anew).
         self.api_cameras: set[str] = set()
         self.memory = MemoryReleaser()  # a removed camera's memory goes back to the system
         self.lock = threading.RLock()  # changes (cameras, users, settings) come from API threads
+        self.sinks = SinkManager(config, self.store, self.metrics, self.lock, self.persist)
         self.inference = InferenceLoop(self.services, lambda: list(self.pipelines.values()))
         self.started = False
         self._stopping = threading.Event()
@@ -88,6 +91,7 @@ class Service:
                     self._start_camera(camera)
         self.inference.start()
         self._housekeeping.start()
+        self.sinks.start()
         self.started = True
 
     def stop(self) -> None:
@@ -98,7 +102,11 @@ class Service:
             self.inference.stop()
             for pipeline in self.pipelines.values():
                 pipeline.stop()  # closes open alerts, stored
+            for pipeline in self.pipelines.values():
+                if pipeline.clips is not None:  # their clips in progress end and are attached
+                    pipeline.clips.join(CLIP_FINISH_S)
             self.pipelines.clear()
+        self.sinks.stop()  # after the pipelines: the alerts they closed go out first
         if self._housekeeping.is_alive():
             self._housekeeping.join(10)  # a pass in progress finishes before the store closes
         self.auth.checker.close()
@@ -110,11 +118,14 @@ class Service:
         storage = self.config.storage
         max_bytes = None if storage.max_snapshot_mb is None else \
             int(storage.max_snapshot_mb * 1024 * 1024)
+        max_clip_bytes = None if storage.max_clip_mb is None else \
+            int(storage.max_clip_mb * 1024 * 1024)
         while True:
             try:
-                deleted = self.store.prune(storage.retention_days, max_bytes)
+                deleted = self.store.prune(storage.retention_days, max_bytes,
+                                           max_clip_bytes=max_clip_bytes)
                 if deleted:
-                    log.info("retention: deleted %d snapshot files", deleted)
+                    log.info("retention: deleted %d snapshot and clip files", deleted)
             except Exception as exc:  # a failed pass is retried next time, never fatal
                 log.error("retention pass failed: %s", exc)
             if self._stopping.wait(HOUSEKEEPING_S):
@@ -124,11 +135,13 @@ class Service:
         server = self.config.server
         check = (lambda source: check_api_source(source, server)) \
             if camera.id in self.api_cameras else None
-        pipeline = CameraPipeline(camera, self.services, check_source=check)
+        pipeline = CameraPipeline(camera, self.services, check_source=check,
+                                  model=self.models.for_camera(camera))
         self.pipelines[camera.id] = pipeline
         pipeline.start()
 
     def _stop_camera(self, camera_id: str) -> None:
+        self.frame_size(camera_id)  # remembered for the next pipeline's polygons
         pipeline = self.pipelines.pop(camera_id, None)
         if pipeline is not None:
             pipeline.stop()
@@ -147,10 +160,28 @@ class Service:
 
     def camera_views(self, detail: bool = False) -> list[dict[str, Any]]:
         """Every camera as the API shows it; `detail` (admins): failures' own errors."""
-        return [camera_view(self.pipelines.get(c.id), c, detail) for c in self.config.cameras]
+        return [camera_view(self.pipelines.get(c.id), c, detail, self.frame_size(c.id))
+                for c in self.config.cameras]
 
     def camera_view(self, camera_id: str, detail: bool = False) -> dict[str, Any]:
-        return camera_view(self.pipelines.get(camera_id), self.camera(camera_id), detail)
+        return camera_view(self.pipelines.get(camera_id), self.camera(camera_id), detail,
+                           self.frame_size(camera_id))
+
+    def input_size(self, camera_id: str) -> int:
+        """The side of the square input the camera's model scores (masks are rasterized
+        at it)."""
+        pipeline = self.pipelines.get(camera_id)
+        model = pipeline.model if pipeline is not None else self.model
+        return model.sidecar.input_spec.size
+
+    def frame_size(self, camera_id: str) -> tuple[int, int] | None:
+        """(width, height) of the camera's frames as the service reads them (masks and zones
+        are drawn on them): its last frame's, in this run; None before its first."""
+        pipeline = self.pipelines.get(camera_id)
+        size = pipeline.scorer.frame_size if pipeline is not None else None
+        if size is not None:
+            self.frame_sizes[camera_id] = size
+        return self.frame_sizes.get(camera_id)
 
     def add_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
         """Add a camera (refused beyond server.max_cameras). `from_api`: its source is held
@@ -162,6 +193,7 @@ class Service:
             if len(self.config.cameras) >= limit:
                 raise CameraLimit(f"the service holds {limit} cameras, its limit "
                                   "(server.max_cameras); remove one first")
+            self.models.for_camera(camera)  # ModelRefused (422) before anything changes
             if from_api:
                 self.api_cameras.add(camera.id)
             self.config.cameras.append(camera)
@@ -172,9 +204,12 @@ class Service:
             return self.camera_view(camera.id, detail=True)
 
     def replace_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
-        """Apply a changed camera: its pipeline restarts with the new settings."""
+        """Apply a changed camera: its pipeline restarts with the new settings (a new model
+        too: a new clip window and warm-up; its alerts stay in the history). A model that
+        cannot load is refused (ModelRefused) and the camera keeps running as it was."""
         with self.lock:
             old = self.camera(camera.id)
+            self.models.for_camera(camera)
             if from_api:
                 self.api_cameras.add(camera.id)
             self.config.cameras[self.config.cameras.index(old)] = camera
@@ -182,6 +217,7 @@ class Service:
             self._stop_camera(camera.id)
             if camera.enabled and self.started:
                 self._start_camera(camera)
+            self.models.keep_only(self.config.cameras)
             self._announce()
             return self.camera_view(camera.id, detail=True)
 
@@ -192,6 +228,8 @@ class Service:
             self.persist()
             self._stop_camera(camera_id)
             self.api_cameras.discard(camera_id)
+            self.frame_sizes.pop(camera_id, None)
+            self.models.keep_only(self.config.cameras)
             self._announce()
 
     def persist(self) -> None:
@@ -210,6 +248,7 @@ class Service:
         checks = {
             "model": self.detector.path.name,
             "variant": self.model.variant,
+            "models_loaded": sorted(m.detector.path.name for m in self.models.loaded),
             "inference_running": self.inference.alive,
             "inference_error": self.inference.error,
             "store_writable": store_error is None,

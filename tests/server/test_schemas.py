@@ -165,8 +165,10 @@ def test_the_openapi_document_types_every_rest_answer(secured):
             schema = answer["content"]["application/json"]["schema"]
             ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
             assert ref and ref.split("/")[-1] in schemas, (method, path, schema)
-        else:  # images and the metrics: their media type, not an untyped JSON body
-            assert set(answer["content"]) <= {"image/jpeg", "text/plain"}, (method, path)
+        else:  # images, clips and the metrics: their media type, not an untyped JSON body
+            assert len(answer["content"]) == 1, (method, path)
+            assert set(answer["content"]) <= {"image/jpeg", "video/webm", "video/mp4",
+                                              "text/plain"}, (method, path)
         if is_public(info.endpoint):
             assert operation["security"] == [], (method, path)
         else:
@@ -249,7 +251,7 @@ def test_each_message_type_has_a_constructor_that_builds_its_wire_form():
     assert ScoreMessage(camera="gate", frame=3, captured_at=1.0, regularity=0.5, error=1.0,
                         threshold=0.7, alerting=True).wire() == {
         "type": "score", "camera": "gate", "frame": 3, "captured_at": 1.0, "regularity": 0.5,
-        "error": 1.0, "threshold": 0.7, "alerting": True}
+        "error": 1.0, "threshold": 0.7, "alerting": True, "zones": {}}  # no zones: {}
     with pytest.raises(ValueError):
         StatusMessage(camera="gate", state="asleep", reason=None, since=1.0)
     with pytest.raises(ValueError):

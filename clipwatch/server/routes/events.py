@@ -1,4 +1,5 @@
-"""/api/events: alert history with filters and paging, acknowledge, snapshot and heatmap."""
+"""/api/events: alert history with filters and paging, acknowledge, snapshot, heatmap and the
+event's clip (served with HTTP range requests, which a browser's video player makes)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from clipwatch.server.clips import MEDIA_TYPES
 from clipwatch.server.deps import ServiceDep
-from clipwatch.server.errors import MissingImage, UnknownEvent, responses
+from clipwatch.server.errors import MissingClip, MissingImage, UnknownEvent, responses
 from clipwatch.server.event_store import MAX_ID, StoreError, event_json
 from clipwatch.server.messages import AlertMessage
 from clipwatch.server.schemas import Event, EventPage
@@ -19,6 +21,12 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}}
 # An id SQLite can hold: a larger one is refused (422) before it reaches the store.
 EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="the event's id")]
+
+
+def video(suffix: str) -> dict[int | str, dict]:
+    """The OpenAPI answer of a clip route: its one media type."""
+    return {200: {"content": {MEDIA_TYPES[suffix]: {}},
+                  "description": "the clip (206 with a Range header: the part asked for)"}}
 
 
 class Acknowledgement(BaseModel):
@@ -80,3 +88,27 @@ def snapshot(event_id: EventId, service: ServiceDep) -> FileResponse:
 def heatmap(event_id: EventId, service: ServiceDep) -> FileResponse:
     """The worst frame with its heatmap over it."""
     return _image(event_id, "heatmap", service)
+
+
+def _clip(event_id: int, suffix: str, service: Service) -> FileResponse:
+    path = service.store.clip_path(event_id)
+    if path is None or path.suffix != suffix:
+        raise MissingClip(f"event {event_id} has no clip{suffix}")
+    # FileResponse answers Range requests (206, Accept-Ranges): the browser's player seeks.
+    return FileResponse(path, media_type=MEDIA_TYPES[suffix],
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/{event_id}/clip.webm", response_class=FileResponse,
+            responses=video(".webm") | responses(MissingClip))
+def clip_webm(event_id: EventId, service: ServiceDep) -> FileResponse:
+    """The event's video, from its pre-roll to its post-roll (VP9 in WebM), when its camera
+    keeps clips in this format: `clip_url` names the one there is."""
+    return _clip(event_id, ".webm", service)
+
+
+@router.get("/{event_id}/clip.mp4", response_class=FileResponse,
+            responses=video(".mp4") | responses(MissingClip))
+def clip_mp4(event_id: EventId, service: ServiceDep) -> FileResponse:
+    """The event's video as H.264 in MP4, when its camera keeps clips in this format."""
+    return _clip(event_id, ".mp4", service)

@@ -1,12 +1,12 @@
 /*
  * alerts.js: the live alert list (newest first, at most MAX_ALERTS): snapshot thumbnails
- * (a click shows the heatmap), state, duration, lowest regularity, and acknowledgement
- * with an optional note. Also the unacknowledged count in the header and the page title.
+ * (a click shows the heatmap), the event's clip once it is written, state, duration, lowest
+ * regularity, and acknowledgement with an optional note. Also the unacknowledged count in the header and the page title.
  */
 import { api } from './api.js';
 import { dom, el } from './dom.js';
 import { fmtDuration, fmtReg, fmtTime, heatmapUrl, snapshotUrl } from './format.js';
-import { openLightbox } from './lightbox.js';
+import { openClip, openLightbox } from './lightbox.js';
 import { cameraName, store } from './state.js';
 import { markDirty, updateTileAlerting } from './tiles.js';
 
@@ -32,13 +32,18 @@ function createAlertItem(ev) {
   const startEl = el('span', 'alert-start');
   const durEl = el('span', 'alert-duration');
   timeRow.append(startEl, document.createTextNode(' · '), durEl);
+  const clipBtn = el('button', 'clip', '▶ clip');
+  clipBtn.type = 'button';
+  clipBtn.title = 'play the alert\'s clip';
+  clipBtn.hidden = true;  // until the clip is written (an update message names it)
+  timeRow.append(clipBtn);
   const lowEl = el('div', 'alert-low');
   const ackEl = el('div', 'alert-ack');
   body.append(head, timeRow, lowEl, ackEl);
   li.append(thumb, body);
 
   const rec = {
-    event: ev, li, thumb, cameraEl, stateEl, startEl, durEl, lowEl, ackEl,
+    event: ev, li, thumb, cameraEl, stateEl, startEl, durEl, lowEl, ackEl, clipBtn,
     mode: 'idle',        // idle | form | sending (only while unacknowledged)
     renderedMode: null,  // what ackEl currently shows, to avoid wiping typed notes
     error: '',
@@ -46,6 +51,11 @@ function createAlertItem(ev) {
   thumb.addEventListener('click', () => {
     openLightbox(heatmapUrl(rec.event),
       `${cameraName(rec.event.camera)} · ${fmtTime(rec.event.started_at)}`);
+  });
+  clipBtn.addEventListener('click', () => {
+    if (rec.event.clip_url) {
+      openClip(rec.event.clip_url, `${cameraName(rec.event.camera)} · ${fmtTime(rec.event.started_at)}`);
+    }
   });
   return rec;
 }
@@ -56,10 +66,12 @@ function renderAlertItem(rec) {
   rec.li.dataset.acknowledged = ev.acknowledged ? 'true' : 'false';
   const src = snapshotUrl(ev);
   if (rec.thumb.getAttribute('src') !== src) rec.thumb.src = src;
-  rec.cameraEl.textContent = cameraName(ev.camera);
+  // A zone's alert names its zone (regions.js): "Gate · door".
+  rec.cameraEl.textContent = ev.zone ? `${cameraName(ev.camera)} · ${ev.zone}` : cameraName(ev.camera);
   rec.stateEl.textContent = ev.state;
   rec.startEl.textContent = fmtTime(ev.started_at);
   rec.durEl.textContent = ev.ended_at != null ? fmtDuration(ev.ended_at - ev.started_at) : 'ongoing';
+  rec.clipBtn.hidden = !ev.clip_url;
   rec.lowEl.textContent = `lowest ${fmtReg(ev.lowest_regularity)}` +
     (typeof ev.threshold === 'number' ? ` (thr ${fmtReg(ev.threshold)})` : '');
   renderAckArea(rec);

@@ -46,5 +46,7 @@ export const api = {
   ack: (id, note) => postJson(`/api/events/${id}/ack`, { note }),
   cameras: () => getJson('/api/cameras'),
   me: () => request('GET', '/api/me'),
+  sinks: () => getJson('/api/sinks'),
+  testSink: (id) => postJson(`/api/sinks/${encodeURIComponent(id)}/test`),
   login: (name, password) => request('POST', '/api/login', { name, password }),
 };

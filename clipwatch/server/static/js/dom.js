@@ -21,9 +21,10 @@ export function bindDom() {
     histCamera: $('history-camera'), histAck: $('history-ack'), histRows: $('history-rows'),
     histPage: $('history-page'), histPrev: $('history-prev'), histNext: $('history-next'),
     histRefresh: $('history-refresh'), histStatus: $('history-status'),
-    lightbox: $('lightbox'), lightboxImg: $('lightbox-img'),
+    lightbox: $('lightbox'), lightboxImg: $('lightbox-img'), lightboxVideo: $('lightbox-video'),
     lightboxCaption: $('lightbox-caption'), lightboxClose: $('lightbox-close'),
     login: $('login'), loginName: $('login-name'), loginPassword: $('login-password'),
     loginError: $('login-error'),
+    sinks: $('sinks'), sinksList: $('sinks-list'),
   });
 }

@@ -1,11 +1,11 @@
 /*
  * history.js: the paged history table of stored events, filtered by camera and by
- * acknowledgement, with links that open an event's snapshot or heatmap.
+ * acknowledgement, with links that open an event's snapshot, heatmap or clip.
  */
 import { api } from './api.js';
 import { dom, el } from './dom.js';
 import { fmtReg, fmtTime, heatmapUrl, snapshotUrl } from './format.js';
-import { openLightbox } from './lightbox.js';
+import { openClip, openLightbox } from './lightbox.js';
 import { cameraName, store } from './state.js';
 
 const HISTORY_LIMIT = 20;
@@ -49,7 +49,7 @@ export function scheduleHistoryReload() {
   h.reloadTimer = setTimeout(() => { h.reloadTimer = null; loadHistory(); }, RELOAD_DELAY_MS);
 }
 
-function historyLink(label, href, caption) {
+function historyLink(label, href, caption, open = openLightbox) {
   const a = el('a', null, label);
   a.href = href;
   a.target = '_blank';
@@ -57,7 +57,7 @@ function historyLink(label, href, caption) {
   a.addEventListener('click', (e) => {
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;  // let new-tab clicks through
     e.preventDefault();
-    openLightbox(href, caption);
+    open(href, caption);
   });
   return a;
 }
@@ -78,11 +78,19 @@ export function renderHistory() {
       document.createTextNode(' '),
       historyLink('heatmap', ev.heatmap_url || heatmapUrl(ev), caption),
     );
+    if (ev.clip_url) {
+      const clip = historyLink('clip', ev.clip_url, caption, openClip);
+      clip.className = 'clip';
+      links.append(document.createTextNode(' '), clip);
+    }
+    // The zone that raised it, and the model the camera ran then (a camera's model can change).
+    const where = ev.zone ? `${cameraName(ev.camera)} · ${ev.zone}` : cameraName(ev.camera);
     tr.append(
-      el('td', null, cameraName(ev.camera)),
+      el('td', null, where),
       el('td', null, fmtTime(ev.started_at)),
       el('td', null, ev.ended_at != null ? fmtTime(ev.ended_at) : 'ongoing'),
       el('td', 'num', fmtReg(ev.lowest_regularity)),
+      el('td', 'model', ev.model ? ev.model.replace(/\.onnx$/, '') : ''),
       ack,
       links,
     );
@@ -90,7 +98,7 @@ export function renderHistory() {
   });
   if (!rows.length) {
     const td = el('td', 'empty', 'No events.');
-    td.colSpan = 6;
+    td.colSpan = 7;
     const tr = el('tr');
     tr.append(td);
     rows.push(tr);

@@ -9,6 +9,8 @@
  *   history.js     paged, filtered history of stored events
  *   login.js       sign-in form (auth configured, no session)
  *   lightbox.js    one image over the page
+ *   sinks.js       alert sinks with their delivery status and a Test button (admins)
+ *   regions.js     a camera's masks and zones over its video; their editor (admins)
  *   api.js         fetch helpers for /api
  *   instrument.js  opt-in measurements for tests and benchmarks (?instrument=1)
  *
@@ -24,6 +26,8 @@ import { enableInstrumentation, instrumentRequested, recordFrame,
   recordScore } from './instrument.js';
 import { bindLightbox } from './lightbox.js';
 import { bindLogin, checkSession, showLogin } from './login.js';
+import { loadRole, onZoneScores } from './regions.js';
+import { loadSinks, startSinks } from './sinks.js';
 import { store } from './state.js';
 import { bindTiles, onScore, onStatus, queueFrame, refreshCameraStats,
   syncCameras } from './tiles.js';
@@ -47,8 +51,10 @@ async function pollCameraStats() {
 }
 
 function startLive() {
+  loadRole();  // admins get the tiles' masks-and-zones editor
   loadHistory();
   ensureConnected();
+  startSinks();
 }
 
 function init() {
@@ -64,13 +70,15 @@ function init() {
       hello: (m) => onCameras(m.cameras || []),
       cameras: (m) => onCameras(m.cameras || []),
       status: onStatus,
-      score: (m) => { recordScore(m); onScore(m); },
+      score: (m) => { recordScore(m); onScore(m); onZoneScores(m); },
       alert: (m) => {
         // Upsert even for replayed seqs (idempotent). event may be start/update/end
         // or "ack"; tile alerting follows alert.state, so any kind is handled alike.
         upsertAlert(m.alert);
-        // History lists finished and acknowledged events: refresh it when one changes.
-        if (m.event === 'end' || m.event === 'ack') scheduleHistoryReload();
+        // History lists finished and acknowledged events: refresh it when one changes (an
+        // update of a closed event brings its clip).
+        if (m.event === 'end' || m.event === 'ack' ||
+            (m.event === 'update' && m.alert && m.alert.state === 'closed')) scheduleHistoryReload();
       },
     },
     frame: (header, jpeg) => { recordFrame(header); queueFrame(header.camera, jpeg); },
@@ -78,6 +86,7 @@ function init() {
       // Alerts may have happened while we were away (or the server restarted).
       reloadAlerts();
       if (isReconnect) loadHistory();  // the first load ran in startLive()
+      loadSinks();
     },
     unauthorized: () => showLogin(),
   });

@@ -43,6 +43,8 @@ export const store = {
   },
   alerts: new Map(),       // event id -> alert record (alerts.js)
   history: { offset: 0, total: 0, token: 0, items: [], reloadTimer: null },
+  // Alert sinks (sinks.js): the list with its status, who may test, the last test's result.
+  sinks: { items: [], admin: false, timer: null, results: new Map() },
   // Test and benchmark instrumentation (instrument.js); null unless switched on.
   debug: null,
 };

@@ -6,6 +6,7 @@
  */
 import { dom, el } from './dom.js';
 import { fmtFps, fmtReg, fmtTime } from './format.js';
+import { attachRegions, drawRegions } from './regions.js';
 import { currentThreshold, store } from './state.js';
 import { drawTimeline, KEEP_SECONDS } from './timeline.js';
 
@@ -44,13 +45,15 @@ function createTile(cam) {
   const canvas = el('canvas', 'timeline');
   root.append(head, videoWrap, foot, canvas);
 
-  return {
+  const rec = {
     id: cam.id, name: cam.id, cam, root, nameEl, statusEl, img, regEl, fpsEl, thrEl, canvas,
     scores: [],        // {t, r, a}: captured_at, regularity, alerting
     threshold: null,   // latest threshold seen in a score
     url: null,         // object URL currently shown in img
     drawnAt: 0,
   };
+  attachRegions(rec, videoWrap, head);  // masks and zones over the video, their editor
+  return rec;
 }
 
 function updateTile(rec, cam) {
@@ -61,6 +64,7 @@ function updateTile(rec, cam) {
   rec.img.alt = `${rec.name} live video`;
   if (cam.status) setStatus(rec, cam.status);
   updateMeta(rec);
+  drawRegions(rec);
   markDirty(rec);
 }
 
