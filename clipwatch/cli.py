@@ -171,6 +171,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from clipwatch.learn import LearnSettings, learn
+
+    settings = LearnSettings(source=args.source, out=Path(args.out), minutes=args.minutes,
+                             from_model=Path(args.from_model), scene=args.scene or "",
+                             train_minutes=args.train_minutes, steps=args.steps, far=args.far,
+                             fps=args.fps, work=Path(args.work) if args.work else None,
+                             chunk_seconds=args.chunk_seconds, seed=args.seed)
+    report = learn(settings)
+    f = report.footage
+    print(f"recorded {f['frames']} frames ({f['minutes']:.1f} min at {f['fps']:.1f} frames/s, "
+          f"{f['bytes'] / 1e6:.1f} MB) in {f['chunks']} chunks: train "
+          f"{len(report.split['train'])}, calibrate {len(report.split['calibrate'])}, judge "
+          f"{len(report.split['judge'])}")
+    print(f"fine-tuned {report.steps} steps from {settings.from_model.name} in "
+          f"{report.train_seconds / 60:.1f} min (loss {report.losses['first']:.5f} -> "
+          f"{report.losses['last']:.5f})")
+    cal = report.calibration
+    print(f"calibrated on the calibration chunks: e_lo {cal['e_lo']:.1f}, e_hi "
+          f"{cal['e_hi']:.1f}, threshold {cal['threshold']:.4f} at "
+          f"{cal['false_alarm_rate']:.1%} false alarms per frame")
+    for label, j in (("learned", report.new), ("before", report.before)):
+        if j is not None:
+            print(f"{label} {j.model} on the judge chunks ({j.seconds / 60:.1f} min): "
+                  f"mean e(t) {j.mean_error:.1f}, {j.false_alarm_rate:.2%} of frames below its "
+                  f"threshold {j.threshold:.3f}, {j.alerts} alerts ({j.alerts_per_hour:.1f} "
+                  "per hour)")
+    if report.validation:
+        print(f"validation score {report.validation['score']:.4f}")
+    print(f"model written to {settings.out} (+ sidecar, fast parts) in "
+          f"{report.seconds / 60:.1f} min; report in {settings.work_dir / 'report.json'}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -470,6 +504,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("learn", help="learn a new camera: record its normal footage, "
+                                     "fine-tune, calibrate and judge (needs the train extra)")
+    p.add_argument("source", help="a video file, a folder of frames or a live URL")
+    p.add_argument("--minutes", type=float, required=True,
+                   help="minutes of footage to record (a file: its first N minutes)")
+    p.add_argument("--out", required=True, help="the .onnx to write (+ sidecar, fast parts)")
+    p.add_argument("--from", dest="from_model", default=str(DEFAULT_MODEL),
+                   help="the model to fine-tune (default: the shipped one)")
+    p.add_argument("--scene", help="what the camera watches, for the sidecar")
+    p.add_argument("--train-minutes", type=float, default=20.0,
+                   help="training time budget (default 20)")
+    p.add_argument("--steps", type=_positive_int, default=100_000,
+                   help="at most this many training steps within the budget")
+    p.add_argument("--far", type=float, default=0.01,
+                   help="false alarms per frame to calibrate for (default 0.01)")
+    p.add_argument("--fps", type=float, help="a folder's frame rate (default 10)")
+    p.add_argument("--chunk-seconds", type=float, default=10.0,
+                   help="footage per chunk (default 10; at least 20 frames): chunks spread over "
+                        "the recording are held out to calibrate and judge")
+    p.add_argument("--work", help="work folder (default: OUT without .onnx, plus .learn); "
+                                  "an interrupted learn resumes from it")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX + sidecar (needs torch)")
     p.add_argument("checkpoint")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -158,11 +159,13 @@ def pick_device() -> torch.device:
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False,
-          max_minutes: float | None = None, stop_at: int | None = None) -> TrainResult:
+          max_minutes: float | None = None, stop_at: int | None = None,
+          on_step: Callable[[int, float, float], None] | None = None) -> TrainResult:
     """Train until `config.steps`, checkpointing to out_dir/last.pt.
 
     `max_minutes` and `stop_at` (a step) end this invocation early (checkpointed), as an
-    interruption would; `resume` then carries on with the same settings."""
+    interruption would; `resume` then carries on with the same settings. `on_step(step,
+    loss, clips_per_s)` hears of every step (a job's progress)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "last.pt"
     device = pick_device()
@@ -250,6 +253,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
         seconds += elapsed
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.5f}", clips_s=f"{config.batch_size / elapsed:.1f}")
+        if on_step is not None:
+            on_step(step, losses[-1], config.batch_size / elapsed)
         if config.snapshot_every and step % config.snapshot_every == 0:
             checkpoint(out_dir / f"step_{step:06d}.pt")
         if time.monotonic() - last_save > config.checkpoint_every_s:

@@ -49,16 +49,24 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"cannot read a frame of shape {image.shape} as an image")
 
 
-def preprocess(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """A decoded frame -> float32 (size, size) normalized as the model expects."""
+def model_pixels(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A decoded frame -> uint8 (size, size) grayscale: what the model sees, before the value
+    mapping (recorded footage is stored this way: preprocessing it again changes nothing)."""
     gray = to_gray(image)
     if gray.dtype != np.uint8:
         # 16-bit or float frames (some TIFF and camera exports) are scaled into 8-bit first.
         gray = cv2.normalize(gray, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if gray.shape == (spec.size, spec.size):
+        return gray
     # INTER_AREA when shrinking avoids aliasing; the model was trained on frames made the same way.
     shrinking = gray.shape[0] > spec.size or gray.shape[1] > spec.size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(gray, (spec.size, spec.size), interpolation=interpolation)
+    return cv2.resize(gray, (spec.size, spec.size), interpolation=interpolation)
+
+
+def preprocess(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A decoded frame -> float32 (size, size) normalized as the model expects."""
+    resized = model_pixels(image, spec)
     return ((resized.astype(np.float32) / 255.0) - spec.mean) / spec.std
 
 
