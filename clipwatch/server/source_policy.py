@@ -68,12 +68,12 @@ def _check_host(source: str, server: ServerConfig) -> None:
         host = None
     if not host:
         raise SourceRefused("source: a stream URL needs a host")
-    for address in _addresses(host):
-        if _refused(address, server):
+    for address in resolved_addresses(host):
+        if denied_address(address, server):
             raise SourceRefused(HOST_REFUSED)
 
 
-def _addresses(host: str) -> list[IPAddress]:
+def resolved_addresses(host: str) -> list[IPAddress]:
     """Every address `host` stands for, as the decoder's own resolver would find them: the
     system resolver also reads 2130706433 and 0x7f.1 as 127.0.0.1. A name that does not
     resolve now yields none (it is checked again at each connect)."""
@@ -90,7 +90,7 @@ def _addresses(host: str) -> list[IPAddress]:
     return found
 
 
-def _refused(address: IPAddress, server: ServerConfig) -> bool:
+def denied_address(address: IPAddress, server: ServerConfig) -> bool:
     def within(networks: list[str]) -> bool:
         nets = (ipaddress.ip_network(n) for n in networks)
         return any(address.version == net.version and address in net for net in nets)

@@ -28,7 +28,7 @@ from clipwatch.server.sinks.payload import SinkTestMessage, encode
 from clipwatch.server.sinks.transport import DeliveryFailed, Transport
 from clipwatch.server.sinks.webhook import WebhookTransport
 from clipwatch.server.sinks.worker import SinkWorker
-from clipwatch.server.source_policy import _addresses, _refused
+from clipwatch.server.source_policy import denied_address, resolved_addresses
 from clipwatch.stream.sources import mask_url
 
 log = logging.getLogger(__name__)
@@ -205,10 +205,10 @@ class SinkManager:
 
     def _check_host(self, url: str) -> None:
         host = urlsplit(url).hostname or ""
-        if any(_refused(a, self.config.server) for a in _addresses(host)):
+        if any(denied_address(a, self.config.server) for a in resolved_addresses(host)):
             raise SinkRefused(HOST_REFUSED)
 
     def _check_delivery_host(self, host: str) -> None:
-        if any(_refused(a, self.config.server) for a in _addresses(host)):
+        if any(denied_address(a, self.config.server) for a in resolved_addresses(host)):
             raise DeliveryFailed("this host may not be reached by sinks added through the "
                                  "API (server.denied_networks)")
