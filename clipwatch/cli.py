@@ -521,8 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, default=0.01,
                    help="false alarms per frame to calibrate for (default 0.01)")
     p.add_argument("--fps", type=float, help="a folder's frame rate (default 10)")
-    p.add_argument("--chunk-seconds", type=float, default=10.0,
-                   help="footage per chunk (default 10; at least 20 frames): chunks spread over "
+    p.add_argument("--chunk-seconds", type=float, default=12.0,
+                   help="footage per chunk (default 12; at least 20 frames): chunks spread over "
                         "the recording are held out to calibrate and judge")
     p.add_argument("--work", help="work folder (default: OUT without .onnx, plus .learn); "
                                   "an interrupted learn resumes from it")
