@@ -127,10 +127,18 @@ def by_model(work: list[tuple[CameraPipeline, ClipRequest]]
 
 
 def balance_cameras(pipelines: list[CameraPipeline], seconds_per_clip: float | None) -> None:
-    """Apply `plan_rates` (balance.py) to the live cameras."""
+    """Apply `plan_rates` (balance.py) to the live cameras.
+
+    A camera learning its baseline is never sampled: a frame left out reads as fast motion
+    to a model trained with pseudo-anomalies, and the baseline it learned would stay inflated
+    (seen when a browser starting on the same two cores stalled the reader for a moment and
+    the burst that followed was sampled: e_hi 498 instead of 189, and no alert after). If it
+    cannot keep up, its queue drops frames instead, which the pipeline treats as a gap (the
+    clip window and warm-up start again): slower to learn, never wrong."""
     live = {p.camera.id: p for p in pipelines
             if p.grabber.fps_in and p.grabber.status.state == "live"}
     demands = [CameraDemand(cid, p.grabber.fps_in, p.scorer.stride,
                             p.grabber.sample_fps is not None) for cid, p in live.items()]
     for camera, rate in plan_rates(demands, seconds_per_clip).items():
-        live[camera].limit_rate(rate)
+        learning = live[camera].live.learning
+        live[camera].limit_rate(None if learning else rate)

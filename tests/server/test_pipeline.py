@@ -150,3 +150,25 @@ def test_an_abnormal_stretch_raises_one_stored_then_broadcast_alert(model, frame
     pipeline.stop()
     ended = [m for m in hub.messages if m["type"] == "alert"][-1]
     assert ended["event"] == "end"
+
+
+def test_a_camera_learning_its_baseline_is_never_sampled(model, sample_clip, tmp_path):
+    """Scoring capacity below what two 30 fps cameras ask: the calibrated one is sampled
+    evenly, the one learning its baseline is not (a frame left out would read as fast motion
+    and inflate the baseline for good); it may drop frames instead, which are gaps."""
+    from clipwatch.server.grabber import CameraStatus
+    from clipwatch.server.inference_loop import balance_cameras
+
+    services = Services(model, EventStore(tmp_path), RecordingHub(), Metrics(), AlertConfig(),
+                        LiveConfig(), 85, threading.Event())
+    learning = CameraPipeline(CameraConfig(id="new", source=str(sample_clip),
+                                           baseline_frames=60), services)
+    calibrated = CameraPipeline(CameraConfig(id="old", source=str(sample_clip)), services)
+    for pipeline in (learning, calibrated):
+        pipeline.grabber.status = CameraStatus("live", None, 0.0)
+        for k in range(60):
+            pipeline.grabber._sampler.take(k / 30)  # frames arriving at 30 a second
+    assert learning.live.learning and not calibrated.live.learning
+    balance_cameras([learning, calibrated], seconds_per_clip=1 / 20)  # ~20 clips/s for both
+    assert calibrated.grabber.sample_fps is not None and calibrated.grabber.sample_fps < 30
+    assert learning.grabber.sample_fps is None
