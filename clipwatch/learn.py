@@ -223,7 +223,10 @@ def false_alarms(model: str, series: list[tuple[np.ndarray, np.ndarray]], thresh
 
 
 def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSplit,
-                        fps: float, source: str) -> tuple[dict, Judgement, Judgement | None]:
+                        fps: float, source: str
+                        ) -> tuple[LoadedModel, dict, Judgement, Judgement | None]:
+    """Calibrate the new model (its sidecar, on disk and in the loaded model), then judge it
+    and the model before; returns the calibrated model for the validation measure."""
     model = load_model(settings.out)
     scoring = model.sidecar.scoring
     calib = score_clips(normal_targets(footage, split.calibrate), model, scoring, None,
@@ -232,9 +235,8 @@ def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSp
                                    f"{source}: recorded chunks "
                                    f"{', '.join(split.calibrate)}")
     sidecar = model.detector.sidecar
-    sidecar.calibration = calibration
+    sidecar.calibration = calibration  # the loaded model judges with it: no second load
     write_sidecar(settings.out, sidecar)
-    model = load_model(settings.out)
     judge_targets = normal_targets(footage, split.judge)
     new = judge(model, score_clips(judge_targets, model, scoring, None, "judge chunks"), fps)
     before = None
@@ -242,7 +244,7 @@ def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSp
     if old.sidecar.calibration is not None:
         before = judge(old, score_clips(judge_targets, old, old.sidecar.scoring, None,
                                         "judge chunks, the model before"), fps)
-    return calibration.to_dict(), new, before
+    return model, calibration.to_dict(), new, before
 
 
 # -- all steps -----------------------------------------------------------------------------
@@ -262,13 +264,13 @@ def learn(settings: LearnSettings,
     checkpoint, losses = fine_tune(settings, footage, split, on_step)
     name = settings.out.stem
     export(checkpoint, settings.out, name)
-    calibration, new, before = calibrate_and_judge(settings, footage, split, info.fps,
-                                                   info.source)
+    model, calibration, new, before = calibrate_and_judge(settings, footage, split, info.fps,
+                                                          info.source)
     validation = None
     try:
         from clipwatch.validation import validate
 
-        result = validate(load_model(settings.out), footage, split.calibrate + split.judge)
+        result = validate(model, footage, split.calibrate + split.judge)
         validation = result.to_dict()
     except (ClipwatchError, ValueError) as exc:  # too little footage for synthetic anomalies
         log.warning("validation skipped: %s", exc)
