@@ -31,6 +31,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _polygon(text: str):
     """'x,y,x,y,x,y,...' (frame pixels) -> a checked polygon for --mask."""
     from clipwatch.model.regions import polygon_problem
@@ -172,20 +182,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from clipwatch.learn import LearnSettings, learn
+    import signal
+    import threading
+
+    from clipwatch.learn import LearnSettings, LearnStopped, learn
 
     settings = LearnSettings(source=args.source, out=Path(args.out), minutes=args.minutes,
-                             from_model=Path(args.from_model), scene=args.scene or "",
-                             train_minutes=args.train_minutes, steps=args.steps, far=args.far,
-                             fps=args.fps, work=Path(args.work) if args.work else None,
-                             chunk_seconds=args.chunk_seconds, seed=args.seed)
-    report = learn(settings)
+                             from_model=Path(args.from_model), scratch=args.scratch,
+                             scene=args.scene or "", train_minutes=args.train_minutes,
+                             steps=args.steps, far=args.far, fps=args.fps,
+                             work=Path(args.work) if args.work else None,
+                             chunk_seconds=args.chunk_seconds, seed=args.seed,
+                             threads=args.threads)
+    # SIGTERM (a service stopping its job, a scheduler) ends training at the next step,
+    # checkpointed: the same command resumes it.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        report = learn(settings, should_stop=stop.is_set)
+    except LearnStopped as exc:
+        print(f"clipwatch: {exc}", file=sys.stderr)
+        return 3
     f = report.footage
     print(f"recorded {f['frames']} frames ({f['minutes']:.1f} min at {f['fps']:.1f} frames/s, "
           f"{f['bytes'] / 1e6:.1f} MB) in {f['chunks']} chunks: train "
           f"{len(report.split['train'])}, calibrate {len(report.split['calibrate'])}, judge "
           f"{len(report.split['judge'])}")
-    print(f"fine-tuned {report.steps} steps from {settings.from_model.name} in "
+    start = "random weights" if settings.scratch else settings.from_model.name
+    print(f"trained {report.steps} steps from {start} in "
           f"{report.train_seconds / 60:.1f} min (loss {report.losses['first']:.5f} -> "
           f"{report.losses['last']:.5f})")
     cal = report.calibration
@@ -507,16 +531,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("learn", help="learn a new camera: record its normal footage, "
                                      "fine-tune, calibrate and judge (needs the train extra)")
-    p.add_argument("source", help="a video file, a folder of frames or a live URL")
-    p.add_argument("--minutes", type=float, required=True,
-                   help="minutes of footage to record (a file: its first N minutes)")
+    p.add_argument("source", help="a video file, a folder of frames or a live URL to record; "
+                                  "or footage as it is: a recording, a UCSD root (its "
+                                  "training clips), a folder of clip folders")
+    p.add_argument("--minutes", type=_positive_float,
+                   help="minutes of footage to record (a file or folder: its first N minutes, "
+                        "default all; a live URL needs it)")
     p.add_argument("--out", required=True, help="the .onnx to write (+ sidecar, fast parts)")
     p.add_argument("--from", dest="from_model", default=str(DEFAULT_MODEL),
-                   help="the model to fine-tune (default: the shipped one)")
+                   help="the model to fine-tune and to compare with (default: the shipped one)")
+    p.add_argument("--scratch", action="store_true",
+                   help="train from random weights (lr 1e-3 decaying over --steps, default "
+                        "1500) instead of fine-tuning --from")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads while training (default: one per core)")
     p.add_argument("--scene", help="what the camera watches, for the sidecar")
     p.add_argument("--train-minutes", type=float, default=20.0,
                    help="training time budget (default 20)")
-    p.add_argument("--steps", type=_positive_int, default=100_000,
+    p.add_argument("--steps", type=_positive_int,
                    help="at most this many training steps within the budget")
     p.add_argument("--far", type=float, default=0.01,
                    help="false alarms per frame to calibrate for (default 0.01)")

@@ -168,6 +168,9 @@ class CameraConfig(_Strict):
     model: Path | None = Field(
         None, description="this camera's own ONNX model with its .json sidecar (default: "
                           "model.path); cameras sharing a model are batched together")
+    previous_model: str | None = Field(
+        None, description="the model it ran before its last change, for a rollback: a path, "
+                          "or 'default' for model.path (null: none; set by the service)")
 
     @field_validator("source")
     @classmethod
@@ -214,6 +217,21 @@ class StorageConfig(_Strict):
     max_clip_mb: float | None = Field(10240.0, gt=0, description="delete the oldest event "
                                       "clips beyond this total size (clips also follow "
                                       "retention_days)")
+    max_recording_mb: float | None = Field(
+        4096.0, gt=0, description="recorded normal footage (for learning a camera's model) "
+                                  "takes at most this much in all; a new recording beyond it "
+                                  "is refused, one that reaches it stops")
+
+
+class LearningConfig(_Strict):
+    threads: int = Field(1, ge=1, le=256, description="threads a learning job trains with "
+                                                      "(the rest are the live cameras')")
+    nice: int = Field(10, ge=0, le=19, description="how much lower the learning job's CPU "
+                                                   "priority is than the service's")
+    chunk_seconds: float = Field(12.0, gt=0, le=600,
+                                 description="recorded footage is kept in chunks this long; "
+                                             "chunks spread over a recording are held out to "
+                                             "calibrate and judge the model learned")
 
 
 # 'This host' in every spelling, and link-local (169.254.169.254 answers cloud credentials).
@@ -471,6 +489,7 @@ class Config(_Strict):
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     sinks: list[SinkConfig] = Field(default_factory=list, max_length=32,
                                     description="alert sinks: webhooks and MQTT brokers that "
                                                 "receive every alert transition")

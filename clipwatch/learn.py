@@ -1,15 +1,20 @@
 """Learn a new camera: record its normal footage, fine-tune a model, calibrate, judge, write it.
 
-`clipwatch learn SOURCE --minutes N --out weights/NAME.onnx [--from MODEL]` and (later) the
-service's learning jobs run these steps, in a work folder that makes each one resumable:
+`clipwatch learn SOURCE --minutes N --out weights/NAME.onnx [--from MODEL]` and the
+service's learning jobs (server/learning.py) run these steps, in a work folder that makes
+each one resumable, and say where they stand in its progress.json (learn_progress.py):
 
 1. record: N minutes of SOURCE (a video file, a folder of frames, a live URL) into a
-   recording (stream/recording.py), chunked;
+   recording (stream/recording.py), chunked; a recording already made (the service's) or a
+   dataset of normal clips (a UCSD root, a folder of clip folders) is taken as it is, each
+   clip a chunk;
 2. split: chunks spread over the recording are held out, alternately to calibrate and to
    judge; the rest trains;
 3. train: fine-tune MODEL (default: the shipped one) with the detection-quality recipe
    (Adam 1e-4, bf16, one clip in four a pseudo-anomaly at frame strides 2-5 trained towards
-   its stride-1 clip), for a time budget or a number of steps, checkpointed and resumable;
+   its stride-1 clip), or train from random weights (`scratch`: the reference's rate, 1e-3
+   decaying to 1e-4, with the same pseudo-anomalies), for a time budget (over all
+   invocations) or a number of steps, checkpointed, resumable, stoppable;
 4. export: ONNX + sidecar + the fast parts the service runs (staggered, as the shipped model);
 5. calibrate on the calibration chunks at the false-alarm rate asked for (1% per frame);
 6. judge on the judge chunks, which neither training nor calibration saw: false alarms per
@@ -26,7 +31,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,36 +41,48 @@ import numpy as np
 from clipwatch.config import AlertConfig
 from clipwatch.errors import ClipwatchError
 from clipwatch.evaluate import ScoredClip, calibrate_scored, normal_targets, score_clips
+from clipwatch.learn_progress import ProgressFile
 from clipwatch.model.reconstructors import LoadedModel, load_model
 from clipwatch.model.sidecar import read_sidecar, write_sidecar
 from clipwatch.paths import DEFAULT_MODEL
 from clipwatch.quality import alert_spans
+from clipwatch.stream.footage import normal_clip_paths
 from clipwatch.stream.preprocess import InputSpec
 from clipwatch.stream.recording import (
+    META,
     FootageSplit,
     FootageWriter,
     RecordingError,
+    RecordingInfo,
     read_info,
     split_chunks,
 )
-from clipwatch.stream.sources import open_source
+from clipwatch.stream.sources import IMAGE_EXTENSIONS, open_source
+from clipwatch.stream.ucsd import find_ucsd
 
 log = logging.getLogger(__name__)
 
 # The detection-quality recipe (weights/README.md): what the shipped model was fine-tuned with.
 RECIPE = {"batch_size": 4, "lr": 1e-4, "frame_strides": (1,), "pseudo_anomalies": 1,
           "pseudo_strides": (2, 3, 4, 5)}
+# From random weights: the reference's rate (weights/README.md, stage 1), decaying over the
+# planned steps, with the pseudo-anomalies from the start.
+SCRATCH_RECIPE = {**RECIPE, "lr": 1e-3, "lr_schedule": "cosine"}
+SCRATCH_STEPS = 1500  # what about 27 minutes train on 2 CPU cores (the rate decays over them)
+FINE_TUNE_STEPS = 100_000  # in effect: the time budget ends a fine-tune
 
 
 @dataclass
 class LearnSettings:
     source: str
     out: Path
-    minutes: float
+    minutes: float | None = None  # footage to record (None: all of a file or a folder)
+    # The model to fine-tune, and the one judged as "before" (what the camera runs now).
     from_model: Path = DEFAULT_MODEL
+    scratch: bool = False  # train from random weights instead of fine-tuning from_model
     scene: str = ""  # what the camera watches, for the sidecar (default: the source's name)
     train_minutes: float = 20.0  # the training budget (the goal: learn to active <= 30 min)
-    steps: int = 100_000  # at most this many steps within the budget
+    steps: int | None = None  # at most this many steps within the budget (None: the recipe's)
     far: float = 0.01  # calibrated false alarms per frame
     # 12 s: a held-out chunk at 10 frames/s then has the 111 frames the validation measure's
     # 4x stretch needs (validation.py: 30 normal frames, then 20 at 4x).
@@ -73,10 +91,22 @@ class LearnSettings:
     max_bytes: int | None = 2 * 1024**3  # the recording's size bound
     work: Path | None = None  # where the steps keep their state (default: <out>.learn/)
     seed: int = 0
+    threads: int = 0  # torch's threads while training (0: its default, one per core)
+    checkpoint_every_s: float = 60.0
 
     @property
     def work_dir(self) -> Path:
         return self.work or self.out.with_name(self.out.stem + ".learn")
+
+    @property
+    def recipe(self) -> dict:
+        return SCRATCH_RECIPE if self.scratch else RECIPE
+
+    @property
+    def planned_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return SCRATCH_STEPS if self.scratch else FINE_TUNE_STEPS
 
 
 @dataclass
@@ -119,9 +149,43 @@ class LearnReport:
 # -- 1. record -----------------------------------------------------------------------------
 
 
+def footage_of(settings: LearnSettings, spec: InputSpec,
+               progress: Callable[[int, int], None] | None = None
+               ) -> tuple[Path, RecordingInfo]:
+    """The footage to learn from: a recording or a dataset of normal clips as it is (each
+    clip a chunk), else the source recorded into <work>/footage."""
+    source = Path(settings.source)
+    if (source / META).exists():
+        return source, read_info(source)
+    if source.is_dir() and (find_ucsd(source) is not None
+                            or any(p.is_dir() for p in source.iterdir())):
+        clips = normal_clip_paths(source)
+        frames = sum(_frame_count(path) for _, path in clips)
+        return source, RecordingInfo(
+            source=str(source), fps=settings.fps or 10.0, chunk_frames=0, size=spec.size,
+            chunks=[name for name, _ in clips], frames=frames,
+            bytes=sum(f.stat().st_size for _, p in clips for f in
+                      (p.iterdir() if p.is_dir() else [p]) if f.is_file()))
+    folder = record(settings, spec, progress)
+    return folder, read_info(folder)
+
+
+def _frame_count(path: Path) -> int:
+    if path.is_dir():
+        return sum(1 for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
 def record(settings: LearnSettings, spec: InputSpec,
            progress: Callable[[int, int], None] | None = None) -> Path:
-    """N minutes of the source into <work>/footage (kept if already complete)."""
+    """N minutes of the source (all of a file or a folder) into <work>/footage (kept if
+    already complete)."""
     folder = settings.work_dir / "footage"
     if (folder / "recording.json").exists() and (folder / ".complete").exists():
         log.info("footage already recorded in %s", folder)
@@ -132,7 +196,11 @@ def record(settings: LearnSettings, spec: InputSpec,
         shutil.rmtree(folder)
     with open_source(settings.source, settings.fps) as source:
         fps = source.fps or 10.0
-        wanted = max(1, round(settings.minutes * 60 * fps))
+        if settings.minutes is None and source.is_live:
+            raise ClipwatchError(f"{settings.source} is live: say how long to record "
+                                 "(--minutes)")
+        wanted = round(settings.minutes * 60 * fps) if settings.minutes is not None else 0
+        wanted = max(1, wanted) if settings.minutes is not None else None
         chunk = max(20, round(settings.chunk_seconds * fps))
         writer = FootageWriter.create(folder, settings.source, fps, spec, chunk,
                                       settings.max_bytes)
@@ -141,8 +209,8 @@ def record(settings: LearnSettings, spec: InputSpec,
                 log.warning("the recording reached its size bound after %d frames", kept - 1)
                 break
             if progress is not None:
-                progress(kept, wanted)
-            if kept >= wanted:
+                progress(kept, wanted or 0)
+            if wanted is not None and kept >= wanted:
                 break
     info = writer.close()
     (folder / ".complete").write_text("")
@@ -155,20 +223,36 @@ def record(settings: LearnSettings, spec: InputSpec,
 
 
 def fine_tune(settings: LearnSettings, footage: Path, split: FootageSplit,
-              on_step: Callable[[int, float, float], None] | None = None) -> tuple[Path, dict]:
-    """The recipe from `from_model`, resumable from <work>/train/last.pt."""
+              on_step: Callable[[int, float, float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> tuple[Path, dict]:
+    """The recipe from `from_model` (or from random weights), resumable from
+    <work>/train/last.pt; the time budget counts the training seconds of every invocation."""
+    from clipwatch.model.checkpoint import load_checkpoint
     from clipwatch.model.train import TrainConfig, train
 
-    config = TrainConfig(data=str(footage), steps=settings.steps, init=str(settings.from_model),
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    config = TrainConfig(data=str(footage), steps=settings.planned_steps,
+                         init=None if settings.scratch else str(settings.from_model),
                          holdout=tuple(split.calibrate + split.judge), seed=settings.seed,
-                         checkpoint_every_s=60.0, **RECIPE)
+                         checkpoint_every_s=settings.checkpoint_every_s, **settings.recipe)
     out = settings.work_dir / "train"
-    result = train(config, out, resume=True, max_minutes=settings.train_minutes,
-                   on_step=on_step)
-    losses = result.losses
+    last = out / "last.pt"
+    spent = float(load_checkpoint(last)["train_seconds"]) if last.exists() else 0.0
+    left_min = settings.train_minutes - spent / 60
+    if last.exists() and left_min <= 0:
+        log.info("the training budget is spent (%.1f min); keeping %s", spent / 60, last)
+        losses = load_checkpoint(last)["losses"]
+        step = len(losses)
+    else:
+        result = train(config, out, resume=True, max_minutes=max(left_min, 0.0),
+                       on_step=on_step, should_stop=should_stop)
+        losses, step, last = result.losses, result.step, result.checkpoint
     summary = {"first": float(np.mean(losses[:20])) if losses else None,
-               "last": float(np.mean(losses[-20:])) if losses else None, "steps": result.step}
-    return result.checkpoint, summary
+               "last": float(np.mean(losses[-20:])) if losses else None, "steps": step}
+    return last, summary
 
 
 # -- 4. export -----------------------------------------------------------------------------
@@ -250,23 +334,93 @@ def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSp
 # -- all steps -----------------------------------------------------------------------------
 
 
+class LearnStopped(ClipwatchError):
+    """Asked to stop: the training is checkpointed and a later learn resumes it."""
+
+
 def learn(settings: LearnSettings,
           on_step: Callable[[int, float, float], None] | None = None,
-          on_record: Callable[[int, int], None] | None = None) -> LearnReport:
-    """Every step; a step already done in the work folder is not done again."""
+          on_record: Callable[[int, int], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> LearnReport:
+    """Every step; a step already done in the work folder is not done again. Where it stands
+    is in <work>/progress.json."""
     started = time.monotonic()
     if settings.out.suffix != ".onnx":
         raise ClipwatchError(f"--out must name an .onnx file, not {settings.out}")
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with _work_lock(settings.work_dir):
+        progress = ProgressFile(settings.work_dir)
+        try:
+            return _learn(settings, progress, started, on_step, on_record, should_stop)
+        except LearnStopped:
+            progress.update(stopped=True)
+            raise
+        except Exception as exc:
+            progress.stage("failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
+            raise
+
+
+@contextmanager
+def _work_lock(work: Path) -> Iterator[None]:
+    """One learn at a time in a work folder (a job relaunched after a restart while the old
+    process still ran would otherwise train twice into one checkpoint)."""
+    import fcntl
+
+    with open(work / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClipwatchError(f"another learn is running in {work}") from None
+        yield
+
+
+def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
+           on_step: Callable[[int, float, float], None] | None,
+           on_record: Callable[[int, int], None] | None,
+           should_stop: Callable[[], bool] | None) -> LearnReport:
     spec = read_sidecar(settings.from_model).input_spec
-    footage = record(settings, spec, on_record)
-    info = read_info(footage)
+
+    def recorded(kept: int, wanted: int) -> None:
+        progress.update(force=False, stage="record", frames=kept, frames_wanted=wanted)
+        if on_record is not None:
+            on_record(kept, wanted)
+
+    progress.stage("record", error=None, stopped=False)
+    footage, info = footage_of(settings, spec, recorded)
     split = split_chunks(info.chunks)
-    checkpoint, losses = fine_tune(settings, footage, split, on_step)
+    held = round(info.frames * (len(split.calibrate) + len(split.judge)) / len(info.chunks))
+    batch = settings.recipe["batch_size"]
+    budget_s = settings.train_minutes * 60
+    train_s = [0.0]
+
+    def stepped(step: int, loss: float, clips_per_s: float) -> None:
+        train_s[0] += batch / clips_per_s if clips_per_s > 0 else 0.0
+        progress.train_step(step, loss, clips_per_s, steps=settings.planned_steps,
+                            batch_size=batch, budget_s=budget_s,
+                            train_s=progress.state.get("train_base_s", 0.0) + train_s[0],
+                            held_frames=held)
+        if on_step is not None:
+            on_step(step, loss, clips_per_s)
+
+    last = settings.work_dir / "train" / "last.pt"
+    base = 0.0
+    if last.exists():
+        from clipwatch.model.checkpoint import load_checkpoint
+
+        base = float(load_checkpoint(last)["train_seconds"])
+    progress.stage("train", train_base_s=base, footage_frames=info.frames,
+                   footage_chunks=len(info.chunks))
+    checkpoint, losses = fine_tune(settings, footage, split, stepped, should_stop)
+    if should_stop is not None and should_stop():
+        raise LearnStopped("stopped while training; the checkpoint resumes it")
     name = settings.out.stem
+    progress.stage("export")
     export(checkpoint, settings.out, name)
+    progress.stage("calibrate")
     model, calibration, new, before = calibrate_and_judge(settings, footage, split, info.fps,
                                                           info.source)
     validation = None
+    progress.stage("validate")
     try:
         from clipwatch.validation import validate
 
@@ -285,6 +439,9 @@ def learn(settings: LearnSettings,
         train_seconds=float(payload["train_seconds"]), seconds=time.monotonic() - started,
         calibration=calibration, new=new, before=before, validation=validation, losses=losses)
     _write_provenance(settings, report)
+    progress.stage("done", eta_s=0.0, model=str(settings.out),
+                   false_alarm_rate=new.false_alarm_rate,
+                   alerts_per_hour=new.alerts_per_hour)
     return report
 
 
@@ -293,9 +450,11 @@ def _write_provenance(settings: LearnSettings, report: LearnReport) -> None:
     sidecar = read_sidecar(settings.out)
     sidecar.provenance.update({
         "scene": settings.scene or Path(report.footage["source"].rstrip("/")).name,
-        "footage": report.footage, "learned_from": str(settings.from_model),
-        "recipe": {**RECIPE, "frame_strides": list(RECIPE["frame_strides"]),
-                   "pseudo_strides": list(RECIPE["pseudo_strides"])},
+        "footage": report.footage,
+        "learned_from": "random weights" if settings.scratch else str(settings.from_model),
+        "recipe": {**settings.recipe, "frame_strides": list(settings.recipe["frame_strides"]),
+                   "pseudo_strides": list(settings.recipe["pseudo_strides"]),
+                   "steps": settings.planned_steps},
         "held_out_clips": report.split["calibrate"] + report.split["judge"],
         "split": report.split})
     sidecar.metrics["learn"] = {
@@ -308,4 +467,4 @@ def _write_provenance(settings: LearnSettings, report: LearnReport) -> None:
                                                               default=str) + "\n")
 
 
-__all__ = ["LearnReport", "LearnSettings", "RecordingError", "learn"]
+__all__ = ["LearnReport", "LearnSettings", "LearnStopped", "RecordingError", "learn"]

@@ -160,12 +160,14 @@ def pick_device() -> torch.device:
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False,
           max_minutes: float | None = None, stop_at: int | None = None,
-          on_step: Callable[[int, float, float], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, float, float], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train until `config.steps`, checkpointing to out_dir/last.pt.
 
     `max_minutes` and `stop_at` (a step) end this invocation early (checkpointed), as an
     interruption would; `resume` then carries on with the same settings. `on_step(step,
-    loss, clips_per_s)` hears of every step (a job's progress)."""
+    loss, clips_per_s)` hears of every step (a job's progress); `should_stop()` true ends
+    the invocation at the next step, checkpointed (a job asked to stop, to resume later)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "last.pt"
     device = pick_device()
@@ -235,6 +237,9 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False,
     while step < target:
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
             log.info("time budget of %.1f min reached at step %d", max_minutes, step)
+            break
+        if should_stop is not None and should_stop():
+            log.info("asked to stop at step %d; checkpointed to resume", step)
             break
         t0 = time.monotonic()
         inputs, targets = sampler.sample(config.batch_size, config.pseudo_anomalies)

@@ -32,7 +32,17 @@ from clipwatch import __version__
 from clipwatch.config import Config
 from clipwatch.errors import ClipwatchError
 from clipwatch.server import auth, errors, messages, security
-from clipwatch.server.routes import admin, cameras, events, health, live, models, session, sinks
+from clipwatch.server.routes import (
+    admin,
+    cameras,
+    events,
+    health,
+    learning,
+    live,
+    models,
+    session,
+    sinks,
+)
 from clipwatch.server.service import Service
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -69,7 +79,7 @@ def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
     app.state.service = service
     app.add_exception_handler(ClipwatchError, errors.handle)
     app.add_exception_handler(RequestValidationError, errors.invalid_request)  # no echo
-    for module in (admin, cameras, events, health, live, models, session, sinks):
+    for module in (admin, cameras, events, health, learning, live, models, session, sinks):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     sinks.document_webhooks(app)  # what webhook sinks receive, in /docs

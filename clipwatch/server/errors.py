@@ -27,11 +27,20 @@ from starlette.websockets import WebSocket
 from clipwatch.config import one_line
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.event_store import StoreError
+from clipwatch.server.learning import LearningConflict, UnknownJob
 from clipwatch.server.models import ModelRefused
+from clipwatch.server.recordings import RecordingConflict, RecordingQuota, UnknownRecording
 from clipwatch.server.schemas import ErrorBody
-from clipwatch.server.service import CameraConflict, CameraLimit, UnknownCamera
+from clipwatch.server.service import (
+    CameraConflict,
+    CameraLimit,
+    CameraNotRunning,
+    NoPreviousModel,
+    UnknownCamera,
+)
 from clipwatch.server.sinks import SinkConflict, SinkDisabled, SinkRefused, UnknownSink
 from clipwatch.server.source_policy import SourceRefused
+from clipwatch.stream.recording import RecordingError
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -89,6 +98,14 @@ STATUS: dict[type[ClipwatchError], int] = {
     SourceRefused: 422,
     SinkRefused: 422,
     ModelRefused: 422,
+    UnknownRecording: 404,
+    UnknownJob: 404,
+    RecordingConflict: 409,
+    LearningConflict: 409,
+    CameraNotRunning: 409,
+    NoPreviousModel: 409,
+    RecordingError: 422,  # a recording too short to calibrate, unreadable
+    RecordingQuota: 507,  # storage.max_recording_mb reached: delete a recording
     StoreError: 503,  # the disk is full or gone: retry later
     ClipwatchError: 500,
 }

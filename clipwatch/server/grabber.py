@@ -178,8 +178,12 @@ class Grabber:
                  on_frame: Callable[[], None],
                  on_status: Callable[[CameraStatus], None],
                  rng: random.Random | None = None, max_pixels: int | None = None,
-                 check_source: Callable[[str], None] | None = None) -> None:
+                 check_source: Callable[[str], None] | None = None,
+                 on_grabbed: Callable[[Frame, int], None] | None = None) -> None:
         self.camera = camera
+        # Hears of every frame read, before sampling (recording footage needs every frame,
+        # whatever the scoring capacity); with the frame's segment (one per connection).
+        self._on_grabbed = on_grabbed
         self.max_pixels = max_pixels  # larger frames are downscaled before they are queued
         self._check_source = check_source  # a policy checked before each open (API cameras)
         self.queue = FrameQueue(queue_size)
@@ -320,6 +324,8 @@ class Grabber:
                     if self.status.state != "live":  # first frame, or frames after a stall
                         self._set_status("live", None)
                     self.frames_in += 1
+                    if self._on_grabbed is not None:
+                        self._on_grabbed(frame, segment)
                     if not self._sampler.take(self.last_frame_at):
                         self.frames_sampled_out += 1
                         continue

@@ -6,6 +6,8 @@ Server to client, JSON text, told apart by `type`:
   status   a camera's state changed (connecting, learning, live, lost, ended, stopped)
   cameras  the camera list changed (added, changed, removed through the API)
   alert    an alert started, was updated, ended or was acknowledged; `seq` orders them all
+  recording  a camera's normal-footage recording changed or progressed (about once a second)
+  learning   a learning job changed or progressed (about once a second while it trains)
   error    the client's last message was refused (the connection stays open)
   pong     the answer to a ping
 and binary: the video frames, 4-byte big-endian header length, a JSON `FrameHeader`, the JPEG.
@@ -26,7 +28,13 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from clipwatch.server.schemas import CameraState, CameraView, Event
+from clipwatch.server.schemas import (
+    CameraState,
+    CameraView,
+    Event,
+    LearningJobView,
+    RecordingView,
+)
 
 WS_PATH = "/ws"
 MAX_SEQ = 2**63 - 1  # the store's largest sequence number (SQLite's largest integer)
@@ -96,6 +104,20 @@ class AlertMessage(_ServerMessage):
     alert: Event
 
 
+class RecordingMessage(_ServerMessage):
+    """A recording of normal footage started, progressed, paused, ended or lost frames."""
+
+    type: Literal["recording"] = "recording"
+    recording: RecordingView
+
+
+class LearningMessage(_ServerMessage):
+    """A learning job started, progressed (stage, step, loss, clips/s, time left) or ended."""
+
+    type: Literal["learning"] = "learning"
+    job: LearningJobView
+
+
 class ErrorMessage(_ServerMessage):
     type: Literal["error"] = "error"
     message: str = Field(description="why the client's last message was refused")
@@ -143,7 +165,7 @@ class PingMessage(BaseModel):
 
 
 SERVER_MESSAGE_TYPES = (HelloMessage, ScoreMessage, StatusMessage, CamerasMessage, AlertMessage,
-                        ErrorMessage, PongMessage)
+                        RecordingMessage, LearningMessage, ErrorMessage, PongMessage)
 CLIENT_MESSAGE_TYPES = (SubscribeMessage, ResumeMessage, PingMessage)
 ServerMessage = Annotated[Union[SERVER_MESSAGE_TYPES], Field(discriminator="type")]  # noqa: UP007
 ClientMessage = Annotated[Union[CLIENT_MESSAGE_TYPES], Field(discriminator="type")]  # noqa: UP007

@@ -38,6 +38,7 @@ from clipwatch.server.messages import ScoreMessage, StatusMessage
 from clipwatch.server.metrics import Metrics
 from clipwatch.server.outbox import AlertOutbox
 from clipwatch.server.publisher import FramePublisher
+from clipwatch.server.recordings import RecordingManager
 from clipwatch.server.sequencer import FrameSequencer
 from clipwatch.server.zones import ZoneAlerts, with_regions
 
@@ -56,6 +57,7 @@ class Services:
     live: LiveConfig
     jpeg_quality: int
     wake: threading.Event  # set by grabbers when frames arrive
+    recordings: RecordingManager | None = None  # cameras being recorded as normal footage
 
 
 def camera_calibration(camera: CameraConfig, model: LoadedModel) -> Calibration | None:
@@ -110,7 +112,19 @@ class CameraPipeline:
         self.grabber = Grabber(camera, services.live.frame_queue, on_frame=services.wake.set,
                                on_status=self._on_status,
                                max_pixels=services.live.max_frame_pixels,
-                               check_source=check_source)
+                               check_source=check_source,
+                               on_grabbed=self._grabbed if services.recordings else None)
+        self._grab_count = 0  # frames read, with a skip at each reconnect (a gap)
+        self._grab_segment: int | None = None
+
+    def _grabbed(self, frame, segment: int) -> None:
+        """Every frame read (the reader thread), to the camera's recording if it has one:
+        recorded footage has every frame, whatever the scoring capacity samples out; frames
+        while an alert is open are marked."""
+        self._grab_count += 1 if segment == self._grab_segment else 2
+        self._grab_segment = segment
+        self.s.recordings.feed(self.camera.id, self._grab_count, time.time(), frame.image,
+                               self.tracker.is_open or self.zones.is_open)
 
     @property
     def live(self):

@@ -229,3 +229,55 @@ class SinkTestResult(_Answer):
     delivered: bool = Field(description="whether the receiver accepted the test message")
     detail: str = Field(description="what happened: the answer, or why it failed")
     seconds: float = Field(description="how long it took")
+
+
+# -- learning a camera -------------------------------------------------------------------------
+
+
+class RecordingView(_Answer):
+    """A camera's recorded normal footage (server/recordings.py)."""
+
+    id: str
+    camera: str
+    state: Literal["recording", "waiting", "done", "stopped", "full", "failed"] = Field(
+        description="waiting: a schedule between its slots; full: the quota was reached")
+    minutes: float = Field(description="footage asked for")
+    spread_hours: float | None = Field(description="spread over this many hours (a schedule)")
+    fps: float = Field(description="the frame rate the footage is stored at")
+    keep_alerts: bool = Field(description="frames while an alert was open are kept too")
+    seconds_kept: float
+    progress: float = Field(description="share of the footage asked for that is kept (0-1)")
+    frames: int = Field(description="frames in whole chunks on disk")
+    chunks: int
+    bytes: int
+    left_out: int = Field(description="frames not kept: alerts open, marked by the operator, "
+                                      "runs too short for a chunk")
+    next_at: float | None = Field(description="when a waiting schedule records again")
+    created_at: float
+    finished_at: float | None
+    error: str | None
+
+
+class LearningJobView(_Answer):
+    """A learning job (server/learning.py): where it stands and, once done, its figures."""
+
+    id: str
+    camera: str
+    recording: str
+    name: str = Field(description="the model's file stem in the model folder")
+    from_model: str = Field(description="the model fine-tuned (scratch: compared with)")
+    scratch: bool
+    train_minutes: float
+    state: Literal["running", "done", "failed", "cancelled"]
+    created_at: float
+    finished_at: float | None
+    model: str | None = Field(description="the model file made, once done")
+    error: str | None
+    progress: dict[str, Any] | None = Field(
+        description="while running: stage (record, train, export, calibrate, judge, "
+                    "validate), step, steps, loss, clips_per_s, eta_s (seconds left)")
+    result: dict[str, Any] | None = Field(
+        description="once done: false_alarm_rate (per frame, on held-out footage), "
+                    "alerts_per_hour, threshold, before (the model it started from, on the "
+                    "same footage), validation_score, steps, train_seconds, seconds")
+    launches: int = Field(description="1, plus one per restart it resumed after")

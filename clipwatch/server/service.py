@@ -20,11 +20,18 @@ from clipwatch.server.camera_view import camera_view
 from clipwatch.server.event_store import EventStore
 from clipwatch.server.hub import Hub
 from clipwatch.server.inference_loop import InferenceLoop
+from clipwatch.server.learning import JobSpec, LearningJobs
 from clipwatch.server.memory import MemoryReleaser
-from clipwatch.server.messages import CamerasMessage, alert_message
+from clipwatch.server.messages import (
+    CamerasMessage,
+    LearningMessage,
+    RecordingMessage,
+    alert_message,
+)
 from clipwatch.server.metrics import Metrics
 from clipwatch.server.models import ModelRegistry
 from clipwatch.server.pipeline import CameraPipeline, Services
+from clipwatch.server.recordings import RecordingManager
 from clipwatch.server.sinks import SinkManager
 from clipwatch.server.source_policy import check_api_source
 
@@ -46,6 +53,14 @@ class CameraLimit(ClipwatchError):
     """The service already holds server.max_cameras cameras."""
 
 
+class CameraNotRunning(ClipwatchError):
+    """The camera is disabled: it has no frames to record."""
+
+
+class NoPreviousModel(ClipwatchError):
+    """The camera never changed its model in this config: nothing to roll back to."""
+
+
 class Service:
     def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
@@ -59,9 +74,18 @@ class Service:
             self.models.for_camera(camera)
         self.store = EventStore(config.storage.dir)
         self.hub = Hub(config.live, self.metrics)
+        storage = config.storage
+        self.recordings = RecordingManager(
+            storage.dir, None if storage.max_recording_mb is None else
+            int(storage.max_recording_mb * 1024 * 1024),
+            lambda view: self.hub.publish(RecordingMessage(recording=view)))
+        self.learning = LearningJobs(storage.dir, self.models.folder, config.learning.threads,
+                                     config.learning.nice,
+                                     lambda view: self.hub.publish(LearningMessage(job=view)))
         self.services = Services(self.model, self.store, self.hub,
                                  self.metrics, config.alerts, config.live,
-                                 config.storage.jpeg_quality, threading.Event())
+                                 config.storage.jpeg_quality, threading.Event(),
+                                 self.recordings)
         self.pipelines: dict[str, CameraPipeline] = {}
         self.frame_sizes: dict[str, tuple[int, int]] = {}  # kept across a camera's restarts
         # Cameras added or changed through the API in this run: their sources are checked
@@ -89,6 +113,8 @@ class Service:
             for camera in self.config.cameras:
                 if camera.enabled:
                     self._start_camera(camera)
+        self.recordings.start(self._input_spec_of)
+        self.learning.start(self.recordings.folder)
         self.inference.start()
         self._housekeeping.start()
         self.sinks.start()
@@ -96,6 +122,7 @@ class Service:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.learning.stop()  # the child checkpoints; the next start resumes it
         with self.lock:
             for pipeline in list(self.pipelines.values()):
                 pipeline.grabber.stop(timeout=2.0)
@@ -106,6 +133,7 @@ class Service:
                 if pipeline.clips is not None:  # their clips in progress end and are attached
                     pipeline.clips.join(CLIP_FINISH_S)
             self.pipelines.clear()
+        self.recordings.stop()  # after the pipelines: their last frames are stored
         self.sinks.stop()  # after the pipelines: the alerts they closed go out first
         if self._housekeeping.is_alive():
             self._housekeeping.join(10)  # a pass in progress finishes before the store closes
@@ -210,6 +238,9 @@ class Service:
         with self.lock:
             old = self.camera(camera.id)
             self.models.for_camera(camera)
+            if camera.model != old.model:  # what a rollback goes back to
+                camera = camera.model_copy(update={
+                    "previous_model": "default" if old.model is None else str(old.model)})
             if from_api:
                 self.api_cameras.add(camera.id)
             self.config.cameras[self.config.cameras.index(old)] = camera
@@ -227,10 +258,53 @@ class Service:
             self.config.cameras.remove(camera)
             self.persist()
             self._stop_camera(camera_id)
+            self.recordings.camera_removed(camera_id)
             self.api_cameras.discard(camera_id)
             self.frame_sizes.pop(camera_id, None)
             self.models.keep_only(self.config.cameras)
             self._announce()
+
+    # -- learning a camera ---------------------------------------------------------------
+
+    def _input_spec_of(self, camera_id: str):
+        """The input spec a camera's footage is recorded at (None: no such camera)."""
+        try:
+            camera = self.camera(camera_id)
+        except UnknownCamera:
+            return None
+        return self.models.for_camera(camera).sidecar.input_spec
+
+    def start_recording(self, camera_id: str, minutes: float, spread_hours: float | None,
+                        keep_alerts: bool = False) -> dict[str, Any]:
+        """Record a camera's frames as normal footage (server/recordings.py)."""
+        camera = self.camera(camera_id)
+        pipeline = self.pipelines.get(camera_id)
+        if pipeline is None:
+            raise CameraNotRunning(f"camera {camera_id!r} is disabled; enable it to record")
+        # The frame rate the footage is stored at: what the camera delivers for scoring.
+        grabber = pipeline.grabber
+        fps = grabber.sample_fps or camera.fps or grabber.fps_in or 10.0
+        return self.recordings.begin(camera_id, self._input_spec_of(camera_id), float(fps),
+                                     minutes, spread_hours,
+                                     self.config.learning.chunk_seconds, keep_alerts)
+
+    def start_learning(self, camera_id: str, recording: str, name: str,
+                       from_model: str | None, scratch: bool, train_minutes: float,
+                       steps: int | None) -> dict[str, Any]:
+        camera = self.camera(camera_id)
+        base = self.models.resolve_api_path(from_model) if from_model else \
+            self.config.model.path
+        return self.learning.begin(JobSpec(
+            camera=camera_id, recording=recording, name=name, from_model=str(base),
+            scratch=scratch, train_minutes=train_minutes, steps=steps, scene=camera.name))
+
+    def rollback_camera(self, camera_id: str) -> CameraConfig:
+        """The camera's config with the model it ran before (InvalidChange: none)."""
+        camera = self.camera(camera_id)
+        if camera.previous_model is None:
+            raise NoPreviousModel(f"camera {camera_id!r} has no previous model to go back to")
+        previous = None if camera.previous_model == "default" else Path(camera.previous_model)
+        return camera.model_copy(update={"model": previous, "calibration": None})
 
     def persist(self) -> None:
         if self.config_path is not None:

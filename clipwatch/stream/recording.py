@@ -12,8 +12,10 @@ model learned from the rest.
 Writing is bounded (`max_bytes`: the recording stops, full, never the disk) and survives a
 restart: `FootageWriter.reopen` carries on after the last whole chunk (a chunk being written
 when the process died is dropped, never read half-written). Frames the caller says are not
-normal (an alert was open, the operator marked them) end the chunk in progress, so no
-training clip spans them.
+normal (an alert was open) end the chunk in progress, so no training clip spans them;
+`discard` drops the chunk in progress too (the lead-in of an alert), and `drop_since` removes
+whole chunks the operator says were not normal (each chunk's first and last frame time are
+kept for it).
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ class RecordingInfo:
     chunks: list[str] = field(default_factory=list)  # whole chunks, in order
     frames: int = 0  # in whole chunks
     bytes: int = 0
-    left_out: int = 0  # frames not kept (alerts, marked spans)
+    left_out: int = 0  # frames not kept (alerts, marked spans, gaps too short for a chunk)
     full: bool = False  # stopped at max_bytes
+    spans: dict[str, list[float]] = field(default_factory=dict)  # chunk -> [first, last] time
+    next_chunk: int = 0  # the next chunk's number (chunks dropped leave holes in the names)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +87,7 @@ class FootageWriter:
         self.spec = spec
         self.max_bytes = max_bytes
         self._chunk: list[bytes] = []  # encoded frames of the chunk in progress
+        self._span: list[float] = []  # its first and last frame's time
 
     @classmethod
     def create(cls, folder: Path, source: str, fps: float, spec: InputSpec,
@@ -108,6 +113,8 @@ class FootageWriter:
         """Carry on after a restart: chunk folders recording.json does not list (one being
         written when the process stopped) are removed."""
         info = read_info(folder)
+        numbers = [int(c.rsplit("_", 1)[1]) for c in info.chunks if c.rsplit("_", 1)[1].isdigit()]
+        info.next_chunk = max([info.next_chunk, *(n + 1 for n in numbers)])
         for path in Path(folder).glob("chunk_*"):
             if path.name not in info.chunks:
                 shutil.rmtree(path, ignore_errors=True)
@@ -117,8 +124,14 @@ class FootageWriter:
     def full(self) -> bool:
         return self.info.full
 
-    def add(self, image: np.ndarray) -> bool:
-        """Keep one frame; False once the recording is full (the frame is not kept)."""
+    @property
+    def pending(self) -> int:
+        """Frames of the chunk in progress (not stored yet)."""
+        return len(self._chunk)
+
+    def add(self, image: np.ndarray, at: float | None = None) -> bool:
+        """Keep one frame (captured at `at`, default now); False once the recording is full
+        (the frame is not kept)."""
         if self.info.full:
             return False
         ok, data = cv2.imencode(".jpg", model_pixels(image, self.spec),
@@ -131,6 +144,8 @@ class FootageWriter:
             self.flush()
             return False
         self._chunk.append(data.tobytes())
+        at = time.time() if at is None else at
+        self._span = [self._span[0] if self._span else at, at]
         if len(self._chunk) >= self.info.chunk_frames:
             self.flush()
         return True
@@ -140,11 +155,38 @@ class FootageWriter:
         self.info.left_out += frames
         self.flush()
 
+    def discard(self) -> None:
+        """Drop the chunk in progress (its frames count as left out)."""
+        self.info.left_out += len(self._chunk)
+        self._chunk, self._span = [], []
+        _write_info(self.folder, self.info)
+
+    def drop_since(self, since: float) -> int:
+        """Frames captured from `since` on were not normal: the chunk in progress and every
+        whole chunk that ends at or after `since` are removed. Returns the frames dropped."""
+        dropped = len(self._chunk)
+        self.info.left_out += len(self._chunk)
+        self._chunk, self._span = [], []
+        for name in [c for c in self.info.chunks if self.info.spans.get(c, [0, 0])[1] >= since]:
+            frames = sum(1 for _ in (self.folder / name).glob("*.jpg"))
+            size = sum(f.stat().st_size for f in (self.folder / name).glob("*.jpg"))
+            self.info.chunks.remove(name)
+            self.info.spans.pop(name, None)
+            self.info.frames -= frames
+            self.info.bytes -= size
+            self.info.left_out += frames
+            dropped += frames
+            _write_info(self.folder, self.info)  # listed no more, then removed
+            shutil.rmtree(self.folder / name, ignore_errors=True)
+        _write_info(self.folder, self.info)
+        return dropped
+
     def flush(self) -> None:
         """Store the chunk in progress (dropped when too short to be a clip)."""
         chunk, self._chunk = self._chunk, []
+        span, self._span = self._span, []
         if len(chunk) >= MIN_CHUNK_FRAMES:
-            name = f"chunk_{len(self.info.chunks):04d}"
+            name = f"chunk_{self.info.next_chunk:04d}"
             tmp = self.folder / f".{name}.tmp"
             try:
                 tmp.mkdir()
@@ -156,6 +198,8 @@ class FootageWriter:
                 raise RecordingError(f"cannot write {self.folder / name}: "
                                      f"{exc.strerror or exc}") from None
             self.info.chunks.append(name)
+            self.info.next_chunk += 1
+            self.info.spans[name] = span
             self.info.frames += len(chunk)
             self.info.bytes += sum(len(b) for b in chunk)
         elif chunk:

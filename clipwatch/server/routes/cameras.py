@@ -77,7 +77,8 @@ def add_camera(camera: CameraConfig, service: ServiceDep, _: Admin) -> CameraVie
     allowed_dirs, denied_networks; never a FIFO or a device): 422 otherwise; 409 beyond
     server.max_cameras. Its `model`, if given, must be in the model folder and load (422)."""
     check_api_source(camera.source, service.config.server)
-    camera = api_model(camera, service)
+    # A new camera has no model history (a rollback must not open a file a request named).
+    camera = api_model(camera, service).model_copy(update={"previous_model": None})
     return CameraView.model_validate(service.add_camera(camera, from_api=True))
 
 

@@ -2,7 +2,8 @@
  * api.js: fetch helpers for the same-origin REST API (/api/...).
  *
  * request() never throws on an HTTP error, only when the server does not answer;
- * getJson()/postJson() throw an ApiError carrying the server's `detail`.
+ * getJson()/postJson()/patchJson() throw an ApiError carrying the server's `detail`, and so
+ * does deleteOk() (a DELETE answers 204, no body).
  */
 
 export class ApiError extends Error {
@@ -40,6 +41,14 @@ async function checked(method, path, payload) {
 
 export const getJson = (path) => checked('GET', path);
 export const postJson = (path, payload) => checked('POST', path, payload);
+export const patchJson = (path, payload) => checked('PATCH', path, payload);
+
+export async function deleteOk(path) {
+  const r = await request('DELETE', path);
+  if (!r.ok) throw new ApiError(detailText(r.body, r.status), r.status);
+}
+
+const part = (id) => encodeURIComponent(String(id));
 
 export const api = {
   events: (params) => getJson(`/api/events?${new URLSearchParams(params)}`),
@@ -49,4 +58,16 @@ export const api = {
   sinks: () => getJson('/api/sinks'),
   testSink: (id) => postJson(`/api/sinks/${encodeURIComponent(id)}/test`),
   login: (name, password) => request('POST', '/api/login', { name, password }),
+  // Learning a camera (learning.js): recordings of normal footage, learning jobs, and
+  // putting a learned model on its camera (PATCH) or taking it back (rollback).
+  recordings: () => getJson('/api/recordings'),
+  record: (camera, body) => postJson(`/api/cameras/${part(camera)}/recordings`, body),
+  stopRecording: (id) => postJson(`/api/recordings/${part(id)}/stop`),
+  leaveOut: (id, seconds) => postJson(`/api/recordings/${part(id)}/leave-out`, { seconds }),
+  deleteRecording: (id) => deleteOk(`/api/recordings/${part(id)}`),
+  jobs: () => getJson('/api/learning'),
+  learn: (body) => postJson('/api/learning', body),
+  cancelJob: (id) => postJson(`/api/learning/${part(id)}/cancel`),
+  setModel: (camera, model) => patchJson(`/api/cameras/${part(camera)}`, { model }),
+  rollback: (camera) => postJson(`/api/cameras/${part(camera)}/rollback`),
 };

@@ -11,6 +11,21 @@ export function el(tag, cls, text) {
   return node;
 }
 
+// A <progress> with its fraction in data-progress too (0..1), for CSS and tests alike.
+export function progressBar(cls) {
+  const bar = el('progress', cls);
+  bar.max = 1;
+  bar.value = 0;
+  bar.dataset.progress = '0';
+  return bar;
+}
+
+export function setProgress(bar, fraction) {
+  const f = Math.min(1, Math.max(0, Number(fraction) || 0));
+  bar.value = f;
+  bar.dataset.progress = String(Math.round(f * 1000) / 1000);
+}
+
 // Filled by bindDom() at startup; references only, never state.
 export const dom = {};
 
@@ -26,5 +41,8 @@ export function bindDom() {
     login: $('login'), loginName: $('login-name'), loginPassword: $('login-password'),
     loginError: $('login-error'),
     sinks: $('sinks'), sinksList: $('sinks-list'),
+    learning: $('learning'), learningCameras: $('learning-cameras'),
+    recordingsPart: $('recordings-part'), recordings: $('recordings'),
+    jobsPart: $('jobs-part'), jobs: $('jobs'),
   });
 }

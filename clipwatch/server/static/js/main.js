@@ -10,6 +10,8 @@
  *   login.js       sign-in form (auth configured, no session)
  *   lightbox.js    one image over the page
  *   sinks.js       alert sinks with their delivery status and a Test button (admins)
+ *   learning.js    learn a camera: record its normal footage, learn a model from it,
+ *                  put the model on the camera or take it back (controls: admins)
  *   regions.js     a camera's masks and zones over its video; their editor (admins)
  *   api.js         fetch helpers for /api
  *   instrument.js  opt-in measurements for tests and benchmarks (?instrument=1)
@@ -25,6 +27,8 @@ import { bindHistory, loadHistory, renderHistory, scheduleHistoryReload,
 import { enableInstrumentation, instrumentRequested, recordFrame,
   recordScore } from './instrument.js';
 import { bindLightbox } from './lightbox.js';
+import { loadLearning, startLearning, syncLearningCameras, upsertJob,
+  upsertRecording } from './learning.js';
 import { bindLogin, checkSession, showLogin } from './login.js';
 import { loadRole, onZoneScores } from './regions.js';
 import { loadSinks, startSinks } from './sinks.js';
@@ -39,6 +43,7 @@ function onCameras(list) {
   updateHistoryCameraOptions();
   renderHistory();   // it may have loaded before camera names were known
   rerenderAlerts();  // names may have changed
+  syncLearningCameras();  // a row per camera; names and models in the items
 }
 
 async function pollCameraStats() {
@@ -55,6 +60,7 @@ function startLive() {
   loadHistory();
   ensureConnected();
   startSinks();
+  startLearning();
 }
 
 function init() {
@@ -70,6 +76,9 @@ function init() {
       hello: (m) => onCameras(m.cameras || []),
       cameras: (m) => onCameras(m.cameras || []),
       status: onStatus,
+      // Recordings and learning jobs, whole, on every change (about once a second while busy).
+      recording: (m) => upsertRecording(m.recording),
+      learning: (m) => upsertJob(m.job),
       score: (m) => { recordScore(m); onScore(m); onZoneScores(m); },
       alert: (m) => {
         // Upsert even for replayed seqs (idempotent). event may be start/update/end
@@ -87,6 +96,7 @@ function init() {
       reloadAlerts();
       if (isReconnect) loadHistory();  // the first load ran in startLive()
       loadSinks();
+      loadLearning();  // what changed while away
     },
     unauthorized: () => showLogin(),
   });

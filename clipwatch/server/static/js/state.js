@@ -45,6 +45,9 @@ export const store = {
   history: { offset: 0, total: 0, token: 0, items: [], reloadTimer: null },
   // Alert sinks (sinks.js): the list with its status, who may test, the last test's result.
   sinks: { items: [], admin: false, timer: null, results: new Map() },
+  // Learning a camera (learning.js): a row per camera (its record form, model, roll back),
+  // the recordings and learning jobs by id (records with their list items), who may act.
+  learning: { admin: false, cameras: new Map(), recordings: new Map(), jobs: new Map() },
   // Test and benchmark instrumentation (instrument.js); null unless switched on.
   debug: null,
 };
@@ -69,4 +72,42 @@ export function currentThreshold(rec) {
   if (typeof rec.cam.effective_threshold === 'number') return rec.cam.effective_threshold;
   if (typeof rec.cam.threshold === 'number') return rec.cam.threshold;
   return null;
+}
+
+/* ---------- learning a camera: what the tiles and the learning panel both read ---------- */
+
+export const RECORDING_ACTIVE = new Set(['recording', 'waiting']);  // still gathering footage
+
+function newest(items) {
+  let best = null;
+  for (const item of items) if (!best || item.created_at > best.created_at) best = item;
+  return best;
+}
+
+// The camera's recording still gathering footage (the server allows one), else null.
+export function activeRecording(cameraId) {
+  return newest([...store.learning.recordings.values()].map((r) => r.data)
+    .filter((r) => r.camera === cameraId && RECORDING_ACTIVE.has(r.state)));
+}
+
+// The camera's running learning job (the server runs one at a time), else null.
+export function runningJob(cameraId) {
+  return newest([...store.learning.jobs.values()].map((j) => j.data)
+    .filter((j) => j.camera === cameraId && j.state === 'running'));
+}
+
+const TRAINED_STAGES = new Set(['export', 'calibrate', 'judge', 'validate', 'done']);
+
+// How far a job's training is, 0..1: training ends at its last step or when its time budget
+// is spent, whichever comes first, so the bar follows the nearer of the two. The stages
+// after it take a minute or two; their ETA says so, the bar stays full.
+export function jobProgress(job) {
+  const p = job.progress || {};
+  if (job.state === 'done' || TRAINED_STAGES.has(p.stage)) return 1;
+  let fraction = 0;
+  if (p.steps > 0 && typeof p.step === 'number') fraction = Math.max(fraction, p.step / p.steps);
+  if (p.budget_s > 0 && typeof p.train_seconds === 'number') {
+    fraction = Math.max(fraction, p.train_seconds / p.budget_s);
+  }
+  return Math.min(1, Math.max(0, fraction));
 }

@@ -3,11 +3,13 @@
  * heatmap overlay, as the header toggle asks), the latest regularity, the measured frame
  * rate and threshold, and the timeline canvas. Frames and timeline redraws are batched
  * into one animation frame; only the newest frame per camera is ever decoded.
+ * While the camera's normal footage is being recorded, or a model is learning from it
+ * (learning.js), a thin bar under the video says how far that is.
  */
-import { dom, el } from './dom.js';
-import { fmtFps, fmtReg, fmtTime } from './format.js';
+import { dom, el, progressBar, setProgress } from './dom.js';
+import { fmtEta, fmtFps, fmtPercent, fmtReg, fmtTime } from './format.js';
 import { attachRegions, drawRegions } from './regions.js';
-import { currentThreshold, store } from './state.js';
+import { activeRecording, currentThreshold, jobProgress, runningJob, store } from './state.js';
 import { drawTimeline, KEEP_SECONDS } from './timeline.js';
 
 const TIMELINE_MIN_MS = 250;  // at most 4 redraws/s per timeline
@@ -42,11 +44,15 @@ function createTile(cam) {
   metaEl.append(fpsEl, thrEl);
   foot.append(el('span', 'muted', 'regularity '), regEl, metaEl);
 
+  const recordingBar = workBar('tile-recording');
+  const learningBar = workBar('tile-learning');
+
   const canvas = el('canvas', 'timeline');
-  root.append(head, videoWrap, foot, canvas);
+  root.append(head, videoWrap, recordingBar.root, learningBar.root, foot, canvas);
 
   const rec = {
     id: cam.id, name: cam.id, cam, root, nameEl, statusEl, img, regEl, fpsEl, thrEl, canvas,
+    recordingBar, learningBar,
     scores: [],        // {t, r, a}: captured_at, regularity, alerting
     threshold: null,   // latest threshold seen in a score
     url: null,         // object URL currently shown in img
@@ -54,6 +60,56 @@ function createTile(cam) {
   };
   attachRegions(rec, videoWrap, head);  // masks and zones over the video, their editor
   return rec;
+}
+
+// A thin bar with a line of text over it; hidden while there is nothing to show.
+function workBar(cls) {
+  const root = el('div', `tile-work ${cls}`);
+  root.hidden = true;
+  const label = el('span', 'tile-work-label');
+  const bar = progressBar('tile-work-bar');
+  root.append(label, bar);
+  return { root, label, bar };
+}
+
+function showWork(work, fraction, text) {
+  work.root.hidden = text === null;
+  if (text === null) {
+    delete work.root.dataset.progress;
+    return;
+  }
+  setProgress(work.bar, fraction);
+  work.root.dataset.progress = work.bar.dataset.progress;
+  work.label.textContent = text;
+}
+
+function recordingText(r) {
+  const text = `recording normal footage ${fmtPercent(r.progress)}`;
+  return r.state === 'waiting' && r.next_at ? `${text} · next at ${fmtTime(r.next_at)}` : text;
+}
+
+function learningText(job) {
+  const p = job.progress || {};
+  const parts = [];
+  if (p.stage === 'train' && typeof p.step === 'number' && p.steps) {
+    parts.push(`step ${p.step}/${p.steps}`);
+  } else {
+    parts.push(p.stage || 'starting');
+  }
+  if (typeof p.eta_s === 'number') parts.push(`ETA ${fmtEta(p.eta_s)}`);
+  return `learning: ${parts.join(' · ')}`;
+}
+
+// The camera's recording and learning bars, from the store (learning.js calls this on
+// every change of a recording or a job of the camera).
+export function updateTileWork(cameraId) {
+  const rec = store.cams.get(cameraId);
+  if (!rec) return;
+  const recording = activeRecording(cameraId);
+  showWork(rec.recordingBar, recording ? recording.progress : 0,
+    recording ? recordingText(recording) : null);
+  const job = runningJob(cameraId);
+  showWork(rec.learningBar, job ? jobProgress(job) : 0, job ? learningText(job) : null);
 }
 
 function updateTile(rec, cam) {
@@ -112,6 +168,7 @@ export function syncCameras(list) {
     updateTile(rec, cam);
     dom.tiles.append(rec.root);  // re-append keeps DOM order = server order
     updateTileAlerting(cam.id);
+    updateTileWork(cam.id);
   }
   for (const rec of [...store.cams.values()]) {
     if (!seen.has(rec.id)) removeTile(rec);
