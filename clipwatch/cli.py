@@ -222,8 +222,10 @@ def cmd_learn(args: argparse.Namespace) -> int:
                   f"mean e(t) {j.mean_error:.1f}, {j.false_alarm_rate:.2%} of frames below its "
                   f"threshold {j.threshold:.3f}, {j.alerts} alerts ({j.alerts_per_hour:.1f} "
                   "per hour)")
-    if report.validation:
-        print(f"validation score {report.validation['score']:.4f}")
+    if report.scoring_scores:
+        print("scoring chosen on the validation measure: " + ", ".join(
+            f"{name} {score:.4f}" for name, score in report.scoring_scores.items())
+            + f" -> {report.scoring}")
     print(f"model written to {settings.out} (+ sidecar, fast parts) in "
           f"{report.seconds / 60:.1f} min; report in {settings.work_dir / 'report.json'}")
     return 0

@@ -16,12 +16,13 @@ each one resumable, and say where they stand in its progress.json (learn_progres
    decaying to 1e-4, with the same pseudo-anomalies), for a time budget (over all
    invocations) or a number of steps, checkpointed, resumable, stoppable;
 4. export: ONNX + sidecar + the fast parts the service runs (staggered, as the shipped model);
-5. calibrate on the calibration chunks at the false-alarm rate asked for (1% per frame);
-6. judge on the judge chunks, which neither training nor calibration saw: false alarms per
+5. choose the scoring on the validation measure (synthetic anomalies in the held-out chunks,
+   validation.py): MODEL's (the shipped model's frame+smooth9) or the plain per-frame sum;
+6. calibrate on the calibration chunks at the false-alarm rate asked for (1% per frame);
+7. judge on the judge chunks, which neither training nor calibration saw: false alarms per
    frame and alerts per hour under the service's alert rules, for the new model and for
-   MODEL as it stands (its own calibration: what the camera runs now), and the validation
-   measure (synthetic anomalies) on the held-out chunks;
-7. the sidecar records the scene, the footage, where it came from and these figures.
+   MODEL as it stands (its own calibration: what the camera runs now);
+8. the sidecar records the scene, the footage, where it came from and these figures.
 
 Training is the only step that needs torch (the `train` extra).
 """
@@ -41,8 +42,10 @@ import numpy as np
 from clipwatch.config import AlertConfig
 from clipwatch.errors import ClipwatchError
 from clipwatch.evaluate import ScoredClip, calibrate_scored, normal_targets, score_clips
-from clipwatch.learn_progress import ProgressFile
+from clipwatch.learn_progress import AFTER_TRAIN_S_PER_FRAME, EXPORT_S, ProgressFile
+from clipwatch.model.calibration import MIN_CALIBRATION_FRAMES
 from clipwatch.model.reconstructors import LoadedModel, load_model
+from clipwatch.model.scoring_options import ScoringOptions
 from clipwatch.model.sidecar import read_sidecar, write_sidecar
 from clipwatch.paths import DEFAULT_MODEL
 from clipwatch.quality import alert_spans
@@ -139,6 +142,8 @@ class LearnReport:
     before: Judgement | None
     validation: dict | None = None
     losses: dict = field(default_factory=dict)
+    scoring: str = ""  # the scoring chosen on the validation measure
+    scoring_scores: dict = field(default_factory=dict)  # each candidate's validation score
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -168,6 +173,18 @@ def footage_of(settings: LearnSettings, spec: InputSpec,
                       (p.iterdir() if p.is_dir() else [p]) if f.is_file()))
     folder = record(settings, spec, progress)
     return folder, read_info(folder)
+
+
+def check_held_out(footage: Path, split: FootageSplit, clip_length: int) -> None:
+    """Refuse footage whose calibration chunks are too short to calibrate on (a chunk's first
+    clip_length - 1 frames get no verdict), before any training."""
+    paths = dict(normal_clip_paths(footage))
+    judged = sum(max(0, _frame_count(paths[c]) - (clip_length - 1)) for c in split.calibrate)
+    if judged < MIN_CALIBRATION_FRAMES:
+        raise RecordingError(
+            f"the calibration chunks ({', '.join(split.calibrate)}) give {judged} frames a "
+            f"verdict; calibrating needs at least {MIN_CALIBRATION_FRAMES}: record longer or "
+            "in longer chunks")
 
 
 def _frame_count(path: Path) -> int:
@@ -306,13 +323,35 @@ def false_alarms(model: str, series: list[tuple[np.ndarray, np.ndarray]], thresh
                      alerts / (seconds / 3600) if seconds else float("nan"), threshold)
 
 
-def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSplit,
-                        fps: float, source: str
-                        ) -> tuple[LoadedModel, dict, Judgement, Judgement | None]:
-    """Calibrate the new model (its sidecar, on disk and in the loaded model), then judge it
-    and the model before; returns the calibrated model for the validation measure."""
-    model = load_model(settings.out)
-    scoring = model.sidecar.scoring
+def choose_scoring(model: LoadedModel, settings: LearnSettings, footage: Path,
+                   held: list[str]) -> tuple[ScoringOptions, dict | None, dict[str, float]]:
+    """The scoring the new model runs with: that of the model it came from (the shipped
+    model's frame+smooth9 was chosen on the validation measure for the reference) or the
+    plain per-frame sum, whichever the validation measure (held-out chunks with synthetic
+    anomalies: normal footage only) scores higher; a tie keeps the first. With too little
+    footage for the measure, the first. Returns it, its validation and every candidate's
+    score."""
+    from clipwatch.validation import validate
+
+    candidates = [read_sidecar(settings.from_model).scoring]
+    if ScoringOptions() not in candidates:
+        candidates.append(ScoringOptions())
+    results = []
+    for scoring in candidates:
+        try:
+            results.append((scoring, validate(model, footage, held, scoring=scoring).to_dict()))
+        except (ClipwatchError, ValueError) as exc:  # too little footage for the measure
+            log.warning("validation skipped: %s", exc)
+            return candidates[0], None, {}
+    best = max(results, key=lambda r: r[1]["score"])
+    return best[0], best[1], {s.name: v["score"] for s, v in results}
+
+
+def calibrate_and_judge(settings: LearnSettings, model: LoadedModel, scoring: ScoringOptions,
+                        footage: Path, split: FootageSplit, fps: float, source: str
+                        ) -> tuple[dict, Judgement, Judgement | None]:
+    """Calibrate the new model with `scoring` (its sidecar, on disk and in the loaded
+    model), then judge it and the model before."""
     calib = score_clips(normal_targets(footage, split.calibrate), model, scoring, None,
                         "calibration chunks")
     calibration = calibrate_scored(calib, scoring, settings.far,
@@ -328,7 +367,7 @@ def calibrate_and_judge(settings: LearnSettings, footage: Path, split: FootageSp
     if old.sidecar.calibration is not None:
         before = judge(old, score_clips(judge_targets, old, old.sidecar.scoring, None,
                                         "judge chunks, the model before"), fps)
-    return model, calibration.to_dict(), new, before
+    return calibration.to_dict(), new, before
 
 
 # -- all steps -----------------------------------------------------------------------------
@@ -388,6 +427,7 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
     progress.stage("record", error=None, stopped=False)
     footage, info = footage_of(settings, spec, recorded)
     split = split_chunks(info.chunks)
+    check_held_out(footage, split, spec.clip_length)
     held = round(info.frames * (len(split.calibrate) + len(split.judge)) / len(info.chunks))
     batch = settings.recipe["batch_size"]
     budget_s = settings.train_minutes * 60
@@ -414,20 +454,16 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
     if should_stop is not None and should_stop():
         raise LearnStopped("stopped while training; the checkpoint resumes it")
     name = settings.out.stem
-    progress.stage("export")
+    after = AFTER_TRAIN_S_PER_FRAME * held  # the ETA of the stages after training
+    progress.stage("export", eta_s=round(EXPORT_S + after, 1))
     export(checkpoint, settings.out, name)
-    progress.stage("calibrate")
-    model, calibration, new, before = calibrate_and_judge(settings, footage, split, info.fps,
-                                                          info.source)
-    validation = None
-    progress.stage("validate")
-    try:
-        from clipwatch.validation import validate
-
-        result = validate(model, footage, split.calibrate + split.judge)
-        validation = result.to_dict()
-    except (ClipwatchError, ValueError) as exc:  # too little footage for synthetic anomalies
-        log.warning("validation skipped: %s", exc)
+    progress.stage("validate", eta_s=round(after, 1))
+    model = load_model(settings.out)
+    scoring, validation, candidates = choose_scoring(model, settings, footage,
+                                                     split.calibrate + split.judge)
+    progress.stage("calibrate", eta_s=round(0.5 * after, 1), scoring=scoring.name)
+    calibration, new, before = calibrate_and_judge(settings, model, scoring, footage, split,
+                                                   info.fps, info.source)
     from clipwatch.model.checkpoint import load_checkpoint
 
     payload = load_checkpoint(checkpoint)
@@ -437,7 +473,8 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
                                    "bytes": info.bytes, "minutes": info.frames / info.fps / 60},
         split=asdict(split), steps=int(payload["step"]),
         train_seconds=float(payload["train_seconds"]), seconds=time.monotonic() - started,
-        calibration=calibration, new=new, before=before, validation=validation, losses=losses)
+        calibration=calibration, new=new, before=before, validation=validation, losses=losses,
+        scoring=scoring.name, scoring_scores=candidates)
     _write_provenance(settings, report)
     progress.stage("done", eta_s=0.0, model=str(settings.out),
                    false_alarm_rate=new.false_alarm_rate,
@@ -461,6 +498,7 @@ def _write_provenance(settings: LearnSettings, report: LearnReport) -> None:
         "judged_on": report.split["judge"], "new": report.new.to_dict(),
         "before": report.before.to_dict() if report.before else None,
         "validation_score": report.validation["score"] if report.validation else None,
+        "scoring": report.scoring, "scoring_validation": report.scoring_scores,
         "steps": report.steps, "train_seconds": round(report.train_seconds, 1)}
     write_sidecar(settings.out, sidecar)
     (settings.work_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2,

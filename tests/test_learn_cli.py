@@ -13,6 +13,7 @@ import pytest
 
 from clipwatch.model.reconstructors import load_model
 from clipwatch.model.sidecar import read_sidecar
+from clipwatch.paths import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,9 @@ def test_learn_writes_a_calibrated_model_with_its_footage_and_figures(learned):
     sidecar = read_sidecar(out)
     assert sidecar.calibration.false_alarm_rate == 0.01 and "chunk_0002" in \
         sidecar.calibration.data
+    # Calibrated with the scoring of the model it came from (the shipped frame+smooth9).
+    assert sidecar.calibration.scoring == read_sidecar(DEFAULT_MODEL).scoring
+    assert sidecar.calibration.scoring.smooth == 9
     provenance = sidecar.provenance
     assert provenance["scene"] == "street" and provenance["footage"]["frames"] == 360
     assert provenance["learned_from"].endswith("ucsd_ped2.onnx")
@@ -73,6 +77,8 @@ def test_learn_again_resumes_from_its_work_folder(learned):
 
 @pytest.mark.parametrize("args, message", [
     (["--minutes", "0.05"], "learning needs at least 4"),  # 30 frames: one chunk
+    # Four 20-frame chunks: the calibration chunk gives 11 frames a verdict.
+    (["--minutes", "0.14", "--chunk-seconds", "2"], "calibrating needs at least 20"),
     (["--minutes", "0.5", "--out", "x.pt"], "must name an .onnx file"),
 ])
 def test_bad_input_is_refused_in_one_line(shared_data, tmp_path, args, message):
@@ -92,3 +98,28 @@ def test_an_unknown_source_is_refused_in_one_line(tmp_path):
                     str(tmp_path / "m.onnx"))
     assert run.returncode != 0 and "does not exist" in run.stderr.strip().splitlines()[-1]
     assert "Traceback" not in run.stderr
+
+
+def test_learn_takes_a_folder_of_clips_as_it_is_and_trains_from_scratch(shared_data, tmp_path):
+    """Footage already cut into normal clips (Ped2 training clips 01-04) is learned from as
+    it is, each clip a chunk: two train, one calibrates, one judges; --scratch starts from
+    random weights and the sidecar says so."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("01", "02", "03", "04"):
+        (clips / name).symlink_to(shared_data / "ucsd_ped2" / "training" / "frames" / name)
+    out = tmp_path / "walkway.onnx"
+    run = clipwatch("learn", str(clips), "--out", str(out), "--scratch", "--steps", "3",
+                    "--threads", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "train 2, calibrate 1, judge 1" in run.stdout
+    assert "trained 3 steps from random weights" in run.stdout
+    sidecar = read_sidecar(out)
+    assert sidecar.provenance["learned_from"] == "random weights"
+    assert sidecar.provenance["recipe"]["lr"] == 1e-3
+    assert sidecar.provenance["split"] == {"train": ["01", "02"], "calibrate": ["03"],
+                                           "judge": ["04"]}
+    progress = json.loads((tmp_path / "walkway.learn" / "progress.json").read_text())
+    assert progress["stage"] == "done" and progress["step"] == 3
+    # The recorded footage is the clips themselves: nothing was copied.
+    assert not (tmp_path / "walkway.learn" / "footage").exists()

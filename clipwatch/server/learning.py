@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.learn import check_held_out
 from clipwatch.learn_progress import read_progress
+from clipwatch.model.sidecar import read_sidecar
 from clipwatch.stream.recording import read_info, split_chunks
 
 log = logging.getLogger(__name__)
@@ -166,7 +168,9 @@ class LearningJobs:
         if plan["state"] in ("recording", "waiting"):
             raise LearningConflict(f"recording {spec.recording} is still in progress; stop "
                                    "it or wait until it is done")
-        split_chunks(read_info(folder).chunks)  # RecordingError: too short to calibrate
+        # RecordingError (422): too few chunks, or too short to calibrate on.
+        check_held_out(folder, split_chunks(read_info(folder).chunks),
+                       read_sidecar(spec.from_model).input_spec.clip_length)
         with self.lock:
             if self._running is not None:
                 raise LearningConflict(f"learning job {self._running.id} is running; one "

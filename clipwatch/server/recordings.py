@@ -124,11 +124,7 @@ class ActiveRecording:
                 return False
             gap = self.last_index is not None and index != self.last_index + 1
             self.last_index = index
-            due = plan.frames_due(captured_at)
-            kept = writer.info.frames + writer.pending
-            if kept >= due:  # a schedule between its slots: the chunk ends here
-                if writer.pending:
-                    writer.flush()
+            if self._finished_chunk_due(captured_at):
                 return self._set_state("waiting")
             changed = self._set_state("recording")
             if gap:
@@ -147,13 +143,28 @@ class ActiveRecording:
             except RecordingError as exc:
                 self._finish("failed", str(exc))
                 return True
-            wanted = round(plan.minutes * 60 * plan.fps)
-            # Done once the frames asked for are kept, the last chunk long enough to keep.
-            if writer.info.frames + writer.pending >= wanted and \
-                    (writer.pending == 0 or writer.pending >= MIN_CHUNK_FRAMES):
+            # Done once the frames asked for are kept in whole chunks (a last chunk runs on
+            # until it is long enough to keep).
+            if self._tail_ok() and writer.info.frames + writer.pending >= \
+                    round(plan.minutes * 60 * plan.fps):
                 self._finish("done")
                 return True
             return changed
+
+    def _tail_ok(self) -> bool:
+        pending = self.writer.pending
+        return pending == 0 or pending >= MIN_CHUNK_FRAMES
+
+    def _finished_chunk_due(self, now: float) -> bool:
+        """A schedule that holds what its slots so far asked for, the chunk in progress long
+        enough to keep: it is stored and the recording waits for the next slot."""
+        if not self.plan.spread_hours or not self._tail_ok():
+            return False
+        if self.writer.info.frames + self.writer.pending < self.plan.frames_due(now):
+            return False
+        if self.writer.pending:
+            self.writer.flush()
+        return True
 
     def _set_state(self, state: str) -> bool:
         if self.plan.state == state:

@@ -281,9 +281,9 @@ class Service:
         pipeline = self.pipelines.get(camera_id)
         if pipeline is None:
             raise CameraNotRunning(f"camera {camera_id!r} is disabled; enable it to record")
-        # The frame rate the footage is stored at: what the camera delivers for scoring.
-        grabber = pipeline.grabber
-        fps = grabber.sample_fps or camera.fps or grabber.fps_in or 10.0
+        # The frame rate the footage is stored at: the camera's (every frame read is
+        # recorded, whatever scoring samples out).
+        fps = camera.fps or pipeline.grabber.fps_in or 10.0
         return self.recordings.begin(camera_id, self._input_spec_of(camera_id), float(fps),
                                      minutes, spread_hours,
                                      self.config.learning.chunk_seconds, keep_alerts)

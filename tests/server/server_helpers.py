@@ -22,7 +22,8 @@ ABNORMAL_FROM_INDEX = 60  # frame 61, 1-based, in the UCSD ground truth
 CLIP_LENGTH = 10  # frames per clip (the shipped model's)
 # What the server sends a websocket client without being asked: alerts, status and camera
 # list changes (to every client, whatever it subscribed to) and scores (to subscribers; video
-# frames are binary), recordings' and learning jobs' progress. A test waiting for the reply to what it sent skips these.
+# frames are binary), recordings' and learning jobs' progress. A test waiting for the
+# reply to what it sent skips these.
 UNPROMPTED_TYPES = frozenset({"alert", "status", "cameras", "score", "recording", "learning"})
 
 

@@ -264,3 +264,31 @@ def test_bad_requests_are_refused_in_one_line(shared_data, tmp_path, what):
         detail = answer.json()["detail"]
         detail = detail if isinstance(detail, str) else json.dumps(detail)
         assert text in detail and "\n" not in detail
+
+
+def test_a_recording_from_the_rtsp_test_server(shared_data, tmp_path):
+    """A live camera (GStreamer's RTSP server streaming Ped2 test 1 at 10 frames/s): its
+    frames are stored as the model sees them, in whole chunks."""
+    import cv2
+    from server_helpers import free_port, ped2_clip01
+    from test_rtsp import RtspServer, gstreamer_available
+
+    if not gstreamer_available():
+        pytest.skip("needs python3-gi and gir1.2-gst-rtsp-server-1.0 (scripts/system_deps.sh)")
+    server = RtspServer(ped2_clip01(shared_data), free_port()).start()
+    try:
+        camera = CameraConfig(id="gate", source=f"rtsp://127.0.0.1:{server.port}/stream")
+        app = make_app(tmp_path, camera)
+        with TestClient(app) as client:
+            wait_for(lambda: client.get("/api/cameras/gate").json()["status"]["state"]
+                     in ("live", "learning"), 60, what="the RTSP camera")
+            # The cyclist of test 1 raises alerts; their frames are kept for this test.
+            recording = record(client, "gate", 0.07, keep_alerts=True)  # 42 frames
+        assert recording["state"] == "done" and recording["frames"] >= 40, recording
+        folder = tmp_path / "store" / "recordings" / recording["id"]
+        first = sorted((folder / "chunk_0000").glob("*.jpg"))[0]
+        image = cv2.imread(str(first), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (227, 227)  # grayscale at the model's input size
+        assert 8 < recording["fps"] < 12
+    finally:
+        server.stop()

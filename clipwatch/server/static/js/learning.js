@@ -23,6 +23,8 @@ import { updateTileWork } from './tiles.js';
 const RECORD_MINUTES = 10;   // the footage a record form proposes
 const LEAVE_OUT_S = 60;      // "Leave out last minute"
 const TRAIN_MINUTES = 20;    // the training time a learn form proposes
+// The least training time the form takes (3 s: a quick try; the server takes any > 0).
+const MIN_TRAIN_MINUTES = 0.05;
 // The server's model names (NAME.onnx). A pattern attribute is compiled with the v flag,
 // where a class's "-" must be escaped.
 const NAME_PATTERN = '[A-Za-z0-9_\\-]{1,64}';
@@ -332,7 +334,8 @@ function openLearnForm(rec) {
   const scratch = el('input', 'learn-scratch');
   scratch.type = 'checkbox';
   scratch.title = 'start from random weights rather than the shipped model (slower to learn)';
-  const minutes = numberInput('learn-minutes', { min: 1, max: 1440, value: TRAIN_MINUTES });
+  const minutes = numberInput('learn-minutes', { min: MIN_TRAIN_MINUTES, max: 1440,
+    value: TRAIN_MINUTES });
   minutes.required = true;
   minutes.title = 'minutes of training; calibrating and judging the model take a little more';
   const start = el('button', 'learn-start', 'Start learning');
