@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 
 JOB = "job.json"
 POLL_S = 0.5
+# Yielding to the live cameras: while any camera is sampled down (the scoring cannot keep up)
+# the child is paused (SIGSTOP) until the sampling lifts. Paused this long with the cameras
+# still behind, the training is not the cause: it resumes and does not yield again for a
+# while, so that an overloaded service does not starve the job forever.
+YIELD_MAX_S = 10.0
+YIELD_BACKOFF_S = 60.0
 STOP_WAIT_S = 30.0  # a stopping service waits this long for the child's checkpoint
 NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 
@@ -104,7 +110,8 @@ def _child_setup(nice: int) -> Callable[[], None]:
 
 class LearningJobs:
     def __init__(self, storage_dir: Path, model_folder: Path, threads: int, nice: int,
-                 publish: Callable[[dict[str, Any]], None]) -> None:
+                 publish: Callable[[dict[str, Any]], None],
+                 cameras_behind: Callable[[], bool] = lambda: False) -> None:
         self.root = Path(storage_dir) / "learning"
         self.model_folder = Path(model_folder)
         self.threads = threads
@@ -117,6 +124,10 @@ class LearningJobs:
         self._monitor: threading.Thread | None = None
         self._stopping = False
         self._cancelled: set[str] = set()
+        self.cameras_behind = cameras_behind
+        self._paused_at: float | None = None  # when the child was paused for the cameras
+        self._no_yield_until = 0.0
+        self.yielded_s = 0.0  # the running job's time paused for the cameras, this run
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -146,6 +157,7 @@ class LearningJobs:
             process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
+            self._resume(process)  # a paused child must run to stop (and checkpoint)
             try:
                 process.wait(STOP_WAIT_S)
             except subprocess.TimeoutExpired:
@@ -212,13 +224,16 @@ class LearningJobs:
     def view(self, job_id: str) -> dict[str, Any]:
         job = self._job(job_id)
         spec = job.spec
-        progress = read_progress(self._work(job)) if job.state == "running" else None
+        running = job.state == "running"
+        progress = read_progress(self._work(job)) if running else None
         return {"id": job.id, "camera": spec.camera, "recording": spec.recording,
                 "name": spec.name, "from_model": Path(spec.from_model).name,
                 "scratch": spec.scratch, "train_minutes": spec.train_minutes,
                 "state": job.state, "created_at": job.created_at,
                 "finished_at": job.finished_at, "model": job.model, "error": job.error,
-                "progress": progress, "result": job.result, "launches": job.launches}
+                "progress": progress, "result": job.result, "launches": job.launches,
+                "yielding": running and self._running is job and self._paused_at is not None,
+                "yielded_seconds": round(self.yielded_s, 1) if self._running is job else None}
 
     # -- the child -----------------------------------------------------------------------
 
@@ -241,28 +256,47 @@ class LearningJobs:
         threads = str(self.threads)
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "PYTHONUNBUFFERED": "1"}
-        log_file = open(work / "learn.log", "ab")  # noqa: SIM115 (the child holds it)
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                       stderr=subprocess.STDOUT, env=env,
-                                       preexec_fn=_child_setup(self.nice),
-                                       start_new_session=True)
-        except OSError as exc:
-            raise ClipwatchError(f"cannot start the learning process: {exc}") from None
-        finally:
-            log_file.close()
+        # The child is started by the job's own thread, which lives as long as the child:
+        # PR_SET_PDEATHSIG fires when the *thread* that started it ends (an API worker
+        # thread retired by its pool would stop the job).
+        started: dict[str, Any] = {}
+        ready = threading.Event()
+        self._running = job
+        self._monitor = threading.Thread(target=self._run, name=f"learning-{job.id}",
+                                         args=(job, command, env, started, ready), daemon=True)
+        self._monitor.start()
+        ready.wait(30)
+        if "error" in started or "process" not in started:
+            self._running = None
+            raise ClipwatchError("cannot start the learning process: "
+                                 f"{started.get('error', 'it did not start in 30 s')}")
         job.launches += 1
         self._save(job)
-        self._process, self._running = process, job
-        self._monitor = threading.Thread(target=self._watch, args=(job, process),
-                                         name=f"learning-{job.id}", daemon=True)
-        self._monitor.start()
         log.info("learning job %s: %s", job.id, " ".join(command[2:]))
+
+    def _run(self, job: Job, command: list[str], env: dict[str, str], started: dict[str, Any],
+             ready: threading.Event) -> None:
+        try:
+            with open(self._work(job) / "learn.log", "ab") as log_file:
+                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+                                           stderr=subprocess.STDOUT, env=env,
+                                           preexec_fn=_child_setup(self.nice),
+                                           start_new_session=True)
+        except OSError as exc:
+            started["error"] = str(exc)
+            ready.set()
+            return
+        self._process = process
+        started["process"] = process
+        ready.set()
+        self._watch(job, process)
 
     def _watch(self, job: Job, process: subprocess.Popen) -> None:
         """Progress to viewers until the child ends; then the model goes in place."""
         seen = None
+        self._paused_at, self._no_yield_until, self.yielded_s = None, 0.0, 0.0
         while process.poll() is None:
+            self._yield_to_cameras(process)
             progress = read_progress(self._work(job))
             if progress is not None and progress.get("updated_at") != seen:
                 seen = progress.get("updated_at")
@@ -286,6 +320,32 @@ class LearningJobs:
             progress = read_progress(self._work(job)) or {}
             self._finish(job, "failed", progress.get("error") or self._last_log_line(job)
                          or f"the learning process ended with status {process.returncode}")
+
+    def _yield_to_cameras(self, process: subprocess.Popen) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if self._stopping or process.poll() is not None:
+                return
+            behind = self.cameras_behind()
+            if self._paused_at is None:
+                if behind and now >= self._no_yield_until:
+                    self._signal(process, signal.SIGSTOP)
+                    self._paused_at = now
+            elif not behind or now - self._paused_at > YIELD_MAX_S:
+                self._resume(process)
+                if behind:  # not the training's doing
+                    self._no_yield_until = now + YIELD_BACKOFF_S
+
+    def _resume(self, process: subprocess.Popen) -> None:
+        if self._paused_at is not None:
+            self.yielded_s += time.monotonic() - self._paused_at
+            self._paused_at = None
+        self._signal(process, signal.SIGCONT)
+
+    @staticmethod
+    def _signal(process: subprocess.Popen, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
 
     def _publish_model(self, job: Job) -> None:
         name = job.spec.name

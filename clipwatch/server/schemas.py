@@ -281,3 +281,7 @@ class LearningJobView(_Answer):
                     "alerts_per_hour, threshold, before (the model it started from, on the "
                     "same footage), validation_score, steps, train_seconds, seconds")
     launches: int = Field(description="1, plus one per restart it resumed after")
+    yielding: bool = Field(description="paused now: a live camera is sampled down (the "
+                                       "training gives the cameras their frame rate first)")
+    yielded_seconds: float | None = Field(description="the running job's time paused for "
+                                                      "the live cameras in this run")

@@ -81,7 +81,8 @@ class Service:
             lambda view: self.hub.publish(RecordingMessage(recording=view)))
         self.learning = LearningJobs(storage.dir, self.models.folder, config.learning.threads,
                                      config.learning.nice,
-                                     lambda view: self.hub.publish(LearningMessage(job=view)))
+                                     lambda view: self.hub.publish(LearningMessage(job=view)),
+                                     self._cameras_behind)
         self.services = Services(self.model, self.store, self.hub,
                                  self.metrics, config.alerts, config.live,
                                  config.storage.jpeg_quality, threading.Event(),
@@ -273,6 +274,10 @@ class Service:
         except UnknownCamera:
             return None
         return self.models.for_camera(camera).sidecar.input_spec
+
+    def _cameras_behind(self) -> bool:
+        """Whether a live camera is sampled down: scoring cannot keep up with it now."""
+        return any(p.grabber.sample_fps is not None for p in list(self.pipelines.values()))
 
     def start_recording(self, camera_id: str, minutes: float, spread_hours: float | None,
                         keep_alerts: bool = False) -> dict[str, Any]:

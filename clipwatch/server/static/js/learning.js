@@ -407,6 +407,8 @@ function progressText(job) {
     if (typeof p.clips_per_s === 'number') parts.push(`${p.clips_per_s.toFixed(1)} clips/s`);
   }
   if (job.state === 'running' && typeof p.eta_s === 'number') parts.push(`ETA ${fmtEta(p.eta_s)}`);
+  // Paused while a live camera is sampled down: the cameras' frame rate comes first.
+  if (job.yielding) parts.push('paused for the live cameras');
   return parts.join(' · ');
 }
 

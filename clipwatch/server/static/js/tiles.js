@@ -97,6 +97,7 @@ function learningText(job) {
     parts.push(p.stage || 'starting');
   }
   if (typeof p.eta_s === 'number') parts.push(`ETA ${fmtEta(p.eta_s)}`);
+  if (job.yielding) parts.push('paused');
   return `learning: ${parts.join(' · ')}`;
 }
 
