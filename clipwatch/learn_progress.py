@@ -66,7 +66,11 @@ class ProgressFile:
         train_left = min((steps - step) / steps_per_s if steps_per_s > 0 else float("inf"),
                          max(0.0, budget_s - train_s))
         after = EXPORT_S + AFTER_TRAIN_S_PER_FRAME * held_frames
-        self.update(force=step >= steps, stage="train", step=step, steps=steps,
+        # The steps this run will reach: the step limit, or where the budget ends it at this
+        # rate (a fine-tune's limit is in effect the budget).
+        expected = min(steps, step + int(steps_per_s * max(0.0, budget_s - train_s)))
+        self.update(force=step >= steps, stage="train", step=step, steps=max(step, expected),
+                    steps_max=steps,
                     loss=round(loss, 6), clips_per_s=round(self._rate, 2),
                     train_seconds=round(train_s, 1), budget_s=round(budget_s, 1),
                     eta_s=round(train_left + after, 1))
