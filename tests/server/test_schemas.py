@@ -30,7 +30,9 @@ from clipwatch.server.messages import (
     ErrorMessage,
     FrameHeader,
     HelloMessage,
+    LearningMessage,
     PongMessage,
+    RecordingMessage,
     ScoreMessage,
     StatusMessage,
     message_type,
@@ -47,7 +49,8 @@ PUBLIC = {
     ("WEBSOCKET", "/ws"),                                  # checks credentials itself: 4401
 }  # /docs and /openapi.json are not: they show the whole API (open only without auth)
 PATH_PARAMS = {"camera_id": "lobby", "event_id": "1", "name": "alice"}
-SERVER_TYPES = {"hello", "score", "status", "cameras", "alert", "error", "pong"}
+SERVER_TYPES = {"hello", "score", "status", "cameras", "alert", "recording", "learning",
+                "error", "pong"}
 CLIENT_TYPES = {"subscribe", "resume", "ping"}
 
 
@@ -241,6 +244,19 @@ def test_each_message_type_has_a_constructor_that_builds_its_wire_form():
         StatusMessage(camera="gate", state="lost", reason="timeout", since=1.0),
         CamerasMessage(cameras=[view]),
         AlertMessage(seq=1, event="start", alert=event),
+        RecordingMessage(recording={
+            "id": "gate-20261129-101500", "camera": "gate", "state": "waiting", "minutes": 10.0,
+            "spread_hours": 24.0, "fps": 10.0, "keep_alerts": False, "seconds_kept": 60.0,
+            "progress": 0.1, "frames": 600, "chunks": 5, "bytes": 13_000_000, "left_out": 12,
+            "next_at": 3.0, "created_at": 1.0, "finished_at": None, "error": None}),
+        LearningMessage(job={
+            "id": "0123456789ab", "camera": "gate", "recording": "gate-20261129-101500",
+            "name": "gate", "from_model": "ucsd_ped2.onnx", "scratch": False,
+            "train_minutes": 20.0, "state": "running", "created_at": 1.0, "finished_at": None,
+            "model": None, "error": None, "result": None, "launches": 1, "yielding": True,
+            "yielded_seconds": 4.5, "progress": {"stage": "train", "step": 12, "steps": 700,
+                                                 "loss": 0.01, "clips_per_s": 3.5,
+                                                 "eta_s": 600.0}}),
         ErrorMessage(message="nope"),
         PongMessage(server_time=1.0),
     ]
