@@ -240,11 +240,12 @@ def record(settings: LearnSettings, spec: InputSpec,
 
 
 def fine_tune(settings: LearnSettings, footage: Path, split: FootageSplit,
+              resumed: dict | None = None,
               on_step: Callable[[int, float, float], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> tuple[Path, dict]:
     """The recipe from `from_model` (or from random weights), resumable from
-    <work>/train/last.pt; the time budget counts the training seconds of every invocation."""
-    from clipwatch.model.checkpoint import load_checkpoint
+    <work>/train/last.pt (`resumed`: that checkpoint as it stood, None before the first
+    step); the time budget counts the training seconds of every invocation."""
     from clipwatch.model.train import TrainConfig, train
 
     if settings.threads:
@@ -257,11 +258,11 @@ def fine_tune(settings: LearnSettings, footage: Path, split: FootageSplit,
                          checkpoint_every_s=settings.checkpoint_every_s, **settings.recipe)
     out = settings.work_dir / "train"
     last = out / "last.pt"
-    spent = float(load_checkpoint(last)["train_seconds"]) if last.exists() else 0.0
+    spent = float(resumed["train_seconds"]) if resumed else 0.0
     left_min = settings.train_minutes - spent / 60
-    if last.exists() and left_min <= 0:
+    if resumed is not None and left_min <= 0:
         log.info("the training budget is spent (%.1f min); keeping %s", spent / 60, last)
-        losses = load_checkpoint(last)["losses"]
+        losses = resumed["losses"]
         step = len(losses)
     else:
         result = train(config, out, resume=True, max_minutes=max(left_min, 0.0),
@@ -429,6 +430,11 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
     split = split_chunks(info.chunks)
     check_held_out(footage, split, spec.clip_length)
     held = round(info.frames * (len(split.calibrate) + len(split.judge)) / len(info.chunks))
+    from clipwatch.model.checkpoint import load_checkpoint
+
+    last = settings.work_dir / "train" / "last.pt"
+    resumed = load_checkpoint(last) if last.exists() else None
+    base = float(resumed["train_seconds"]) if resumed else 0.0  # earlier invocations'
     batch = settings.recipe["batch_size"]
     budget_s = settings.train_minutes * 60
     train_s = [0.0]
@@ -437,20 +443,14 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
         train_s[0] += batch / clips_per_s if clips_per_s > 0 else 0.0
         progress.train_step(step, loss, clips_per_s, steps=settings.planned_steps,
                             batch_size=batch, budget_s=budget_s,
-                            train_s=progress.state.get("train_base_s", 0.0) + train_s[0],
+                            train_s=base + train_s[0],
                             held_frames=held)
         if on_step is not None:
             on_step(step, loss, clips_per_s)
 
-    last = settings.work_dir / "train" / "last.pt"
-    base = 0.0
-    if last.exists():
-        from clipwatch.model.checkpoint import load_checkpoint
-
-        base = float(load_checkpoint(last)["train_seconds"])
     progress.stage("train", train_base_s=base, footage_frames=info.frames,
                    footage_chunks=len(info.chunks))
-    checkpoint, losses = fine_tune(settings, footage, split, stepped, should_stop)
+    checkpoint, losses = fine_tune(settings, footage, split, resumed, stepped, should_stop)
     if should_stop is not None and should_stop():
         raise LearnStopped("stopped while training; the checkpoint resumes it")
     name = settings.out.stem
@@ -464,9 +464,7 @@ def _learn(settings: LearnSettings, progress: ProgressFile, started: float,
     progress.stage("calibrate", eta_s=round(0.5 * after, 1), scoring=scoring.name)
     calibration, new, before = calibrate_and_judge(settings, model, scoring, footage, split,
                                                    info.fps, info.source)
-    from clipwatch.model.checkpoint import load_checkpoint
-
-    payload = load_checkpoint(checkpoint)
+    payload = load_checkpoint(checkpoint)  # as training left it
     report = LearnReport(
         out=settings.out, footage={"source": info.source, "frames": info.frames,
                                    "fps": info.fps, "chunks": len(info.chunks),

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clipwatch.jsonfile import write_json
+
 FILE = "progress.json"
-STAGES = ("record", "train", "export", "calibrate", "judge", "validate", "done", "failed")
 # After training: export, then scoring the held-out frames with two models and the
 # validation's stretched copies; about this many seconds a held-out frame on 2 CPU cores
 # (vtest: 190 held-out frames, 12 s), plus the export.
@@ -40,7 +41,6 @@ class ProgressFile:
         self.state: dict[str, Any] = read_progress(work) or {}
         self._written = 0.0
         self._rate: float | None = None  # clips/s, smoothed
-        self._started = time.monotonic()
 
     def update(self, force: bool = True, **fields: Any) -> None:
         self.state.update(fields, updated_at=time.time(), pid=os.getpid())
@@ -49,9 +49,7 @@ class ProgressFile:
             return
         self._written = now
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{FILE}.tmp")
-        tmp.write_text(json.dumps(self.state) + "\n")
-        os.replace(tmp, self.path)
+        write_json(self.path, self.state, indent=None)
 
     def stage(self, name: str, **fields: Any) -> None:
         self.update(stage=name, **fields)

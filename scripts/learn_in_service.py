@@ -35,6 +35,7 @@ import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from viewer_latency import CHROMIUM_ARGS, free_port  # the same headless Chromium, a free port
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,8 +44,6 @@ from clipwatch.config import CameraConfig, Config, save_config  # noqa: E402
 from clipwatch.paths import DEFAULT_MODEL  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-quic", "--no-first-run"]
 
 
 def call(url: str, method: str = "GET", body: dict | None = None):
@@ -103,7 +102,7 @@ def main() -> int:
     config.storage.dir = work / "store"
     config_path = work / "clipwatch.yaml"
     save_config(config, config_path)
-    port = 8765
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     api = f"{url}/api"
     log = open(work / "serve.log", "wb")  # noqa: SIM115

@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.jsonfile import write_json
 from clipwatch.learn import check_held_out
 from clipwatch.learn_progress import read_progress
 from clipwatch.model.sidecar import read_sidecar
-from clipwatch.stream.recording import read_info, split_chunks
+from clipwatch.server.recordings import ACTIVE as RECORDING_ACTIVE
+from clipwatch.server.recordings import read_plan
+from clipwatch.stream.recording import RecordingError, read_info, split_chunks
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +179,10 @@ class LearningJobs:
             raise LearningConflict(f"a model named {spec.name}.onnx is in the model folder "
                                    "already; choose another name")
         folder = self.recording_folder(spec.recording)  # UnknownRecording
-        plan = json.loads((folder / "plan.json").read_text())
-        if plan["state"] in ("recording", "waiting"):
+        plan = read_plan(folder)
+        if plan is None:
+            raise RecordingError(f"recording {spec.recording}: its plan.json cannot be read")
+        if plan.state in RECORDING_ACTIVE:
             raise LearningConflict(f"recording {spec.recording} is still in progress; stop "
                                    "it or wait until it is done")
         # RecordingError (422): too few chunks, or too short to calibrate on.
@@ -402,9 +407,7 @@ class LearningJobs:
     def _save(self, job: Job) -> None:
         folder = self.root / job.id
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{JOB}.tmp"
-        tmp.write_text(json.dumps(job.to_dict(), indent=2) + "\n")
-        os.replace(tmp, folder / JOB)
+        write_json(folder / JOB, job.to_dict())
 
     def _job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

@@ -17,10 +17,10 @@ it stops as `full`. A recording in progress carries on after a restart (`load`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import os
 import queue
 import re
 import shutil
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.jsonfile import write_json
 from clipwatch.stream.preprocess import InputSpec, model_pixels
 from clipwatch.stream.recording import MIN_CHUNK_FRAMES, FootageWriter, RecordingError, read_info
 
@@ -117,7 +118,8 @@ class ActiveRecording:
         return True
 
     def add(self, index: int, captured_at: float, image: np.ndarray, alerting: bool) -> bool:
-        """One scored frame; True when the state changed (done, full, waiting, recording)."""
+        """One frame read from the camera; True when the state changed (done, full,
+        waiting, recording)."""
         plan, writer = self.plan, self.writer
         with self.lock:
             if plan.state not in ACTIVE:
@@ -192,12 +194,10 @@ class ActiveRecording:
 
 
 def _write_plan(folder: Path, plan: RecordingPlan) -> None:
-    tmp = folder / f".{PLAN}.tmp"
-    tmp.write_text(json.dumps(asdict(plan), indent=2) + "\n")
-    os.replace(tmp, folder / PLAN)
+    write_json(folder / PLAN, asdict(plan))
 
 
-def _read_plan(folder: Path) -> RecordingPlan | None:
+def read_plan(folder: Path) -> RecordingPlan | None:
     try:
         return RecordingPlan(**json.loads((folder / PLAN).read_text()))
     except (OSError, ValueError, TypeError):
@@ -212,7 +212,6 @@ class RecordingManager:
         self.publish = publish  # a recording's view, to viewers
         self.active: dict[str, ActiveRecording] = {}  # by camera
         self.lock = threading.Lock()
-        self.frames_dropped = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self._thread: threading.Thread | None = None
 
@@ -222,7 +221,7 @@ class RecordingManager:
         """Carry on with the recordings a restart interrupted; start the writer thread."""
         if self.root.exists():
             for folder in sorted(self.root.iterdir()):
-                plan = _read_plan(folder)
+                plan = read_plan(folder)
                 if plan is None or plan.state not in ACTIVE or plan.camera in self.active:
                     continue
                 spec = spec_of(plan.camera)
@@ -251,7 +250,7 @@ class RecordingManager:
                 with active.lock:
                     active.writer.flush()
 
-    # -- frames in (inference thread) ----------------------------------------------------
+    # -- frames in (the cameras' reader threads) -----------------------------------------
 
     def feed(self, camera: str, index: int, captured_at: float, image: np.ndarray | None,
              alerting: bool) -> None:
@@ -264,10 +263,10 @@ class RecordingManager:
             pixels = model_pixels(image, active.writer.spec)
         except (ValueError, cv2.error):  # an unusable frame: the scorer says so too
             return
-        try:
+        # A full queue (the disk is slow) drops the frame: a gap, as the next frame's number
+        # says, so the chunk in progress ends there.
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait((camera, index, captured_at, pixels, alerting))
-        except queue.Full:  # the disk is slow: a gap (the next frame's number says so)
-            self.frames_dropped += 1
 
     def _write(self) -> None:
         while True:
@@ -341,7 +340,7 @@ class RecordingManager:
         if active is not None:
             active.drop_last(seconds)
         else:
-            plan = _read_plan(folder)
+            plan = read_plan(folder)
             writer = FootageWriter.reopen(folder, InputSpec(size=read_info(folder).size))
             writer.drop_since((plan.finished_at or time.time()) - seconds)
         view = self._view(folder, self._active(rid))
@@ -410,7 +409,7 @@ class RecordingManager:
             plan, info = active.plan, active.writer.info
             pending = active.writer.pending
         else:
-            plan, info, pending = _read_plan(folder), read_info(folder), 0
+            plan, info, pending = read_plan(folder), read_info(folder), 0
         wanted = max(1, round(plan.minutes * 60 * plan.fps))
         kept = info.frames + pending
         now = time.time()

@@ -268,7 +268,8 @@ class Service:
     # -- learning a camera ---------------------------------------------------------------
 
     def _input_spec_of(self, camera_id: str):
-        """The input spec a camera's footage is recorded at (None: no such camera)."""
+        """The input spec a camera's footage is recorded at, for recordings carried on after
+        a restart (None: no such camera)."""
         try:
             camera = self.camera(camera_id)
         except UnknownCamera:
@@ -289,7 +290,7 @@ class Service:
         # The frame rate the footage is stored at: the camera's (every frame read is
         # recorded, whatever scoring samples out).
         fps = camera.fps or pipeline.grabber.fps_in or 10.0
-        return self.recordings.begin(camera_id, self._input_spec_of(camera_id), float(fps),
+        return self.recordings.begin(camera_id, pipeline.model.sidecar.input_spec, float(fps),
                                      minutes, spread_hours,
                                      self.config.learning.chunk_seconds, keep_alerts)
 
@@ -304,7 +305,7 @@ class Service:
             scratch=scratch, train_minutes=train_minutes, steps=steps, scene=camera.name))
 
     def rollback_camera(self, camera_id: str) -> CameraConfig:
-        """The camera's config with the model it ran before (InvalidChange: none)."""
+        """The camera's config with the model it ran before (NoPreviousModel: none)."""
         camera = self.camera(camera_id)
         if camera.previous_model is None:
             raise NoPreviousModel(f"camera {camera_id!r} has no previous model to go back to")

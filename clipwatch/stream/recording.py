@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from clipwatch.errors import ClipwatchError
+from clipwatch.jsonfile import write_json
 from clipwatch.stream.preprocess import InputSpec, model_pixels
 
 META = "recording.json"
@@ -72,9 +73,7 @@ def read_info(folder: Path) -> RecordingInfo:
 
 def _write_info(folder: Path, info: RecordingInfo) -> None:
     """recording.json, atomically (a crash leaves the old one)."""
-    tmp = folder / f".{META}.tmp"
-    tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
-    os.replace(tmp, folder / META)
+    write_json(folder / META, info.to_dict())
 
 
 class FootageWriter:

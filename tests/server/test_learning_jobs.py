@@ -70,9 +70,11 @@ def test_a_job_outlives_the_thread_that_started_it(tmp_path, sample_clip):
     on. Real footage (the sample clip in 5 chunks), a real `clipwatch learn` child."""
     import json
     import threading
+    from dataclasses import asdict
 
     from clipwatch.paths import DEFAULT_MODEL
     from clipwatch.server.learning import JobSpec
+    from clipwatch.server.recordings import RecordingPlan
     from clipwatch.stream.preprocess import InputSpec
     from clipwatch.stream.recording import FootageWriter
     from clipwatch.stream.sources import open_source
@@ -83,7 +85,8 @@ def test_a_job_outlives_the_thread_that_started_it(tmp_path, sample_clip):
         for frame in list(source)[:150]:
             writer.add(frame.image)
     writer.close()
-    (folder / "plan.json").write_text(json.dumps({"state": "done"}))
+    (folder / "plan.json").write_text(json.dumps(asdict(RecordingPlan(
+        id="cam-1", camera="cam", minutes=0.25, spread_hours=None, fps=10.0, state="done"))))
     models = tmp_path / "models"
     models.mkdir()
     jobs = LearningJobs(tmp_path / "store", models, 1, 10, lambda view: None)

@@ -173,8 +173,8 @@ def test_an_admin_records_normal_footage_learns_a_model_and_switches_to_it(
     assert item2.locator("button.recording-learn").is_enabled()
     bar.wait_for(state="hidden", timeout=5_000)
 
-    # enough to learn from: 12 s, 120 frames, four whole chunks (with a last chunk shorter
-    # than 20 frames a recording never ends: the server drops that tail again and again)
+    # enough to learn from: 12 s, 120 frames, four whole chunks of 30 (each held-out chunk
+    # gives calibration 21 frames with a verdict)
     row.locator("input.record-minutes").fill("0.2")
     row.locator("input.record-keep-alerts").check()
     row.locator("button.record-start").click()

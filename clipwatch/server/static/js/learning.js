@@ -301,19 +301,27 @@ function afterRecordingChange(cameraId) {
   updatePanel();
 }
 
-// A recording as the server shows it (a REST answer or a 'recording' message).
-export function upsertRecording(data) {
-  if (!data || data.id === undefined) return;
-  const recordings = store.learning.recordings;
-  let rec = recordings.get(key(data.id));
+// An item of `items` (recordings or jobs, by id) as the server shows it: created the first
+// time, rendered in place, its list kept newest first. False for something without an id.
+function upsertItem(items, data, create, render, list) {
+  if (!data || data.id === undefined) return false;
+  let rec = items.get(key(data.id));
   if (!rec) {
-    rec = createRecordingItem(data);
-    recordings.set(key(data.id), rec);
+    rec = create(data);
+    items.set(key(data.id), rec);
   }
   rec.data = data;
-  renderRecording(rec);
-  placeInOrder(dom.recordings, [...recordings.values()].sort(newestFirst).map((r) => r.li));
-  afterRecordingChange(data.camera);
+  render(rec);
+  placeInOrder(list, [...items.values()].sort(newestFirst).map((r) => r.li));
+  return true;
+}
+
+// A recording as the server shows it (a REST answer or a 'recording' message).
+export function upsertRecording(data) {
+  if (upsertItem(store.learning.recordings, data, createRecordingItem, renderRecording,
+                 dom.recordings)) {
+    afterRecordingChange(data.camera);
+  }
 }
 
 /* ---------- the learn form: a model from a recording (admins) ---------- */
@@ -472,18 +480,10 @@ function renderJob(rec) {
 
 // A job as the server shows it (a REST answer or a 'learning' message).
 export function upsertJob(data) {
-  if (!data || data.id === undefined) return;
-  const jobs = store.learning.jobs;
-  let rec = jobs.get(key(data.id));
-  if (!rec) {
-    rec = createJobItem(data);
-    jobs.set(key(data.id), rec);
+  if (upsertItem(store.learning.jobs, data, createJobItem, renderJob, dom.jobs)) {
+    updateTileWork(data.camera);
+    updatePanel();
   }
-  rec.data = data;
-  renderJob(rec);
-  placeInOrder(dom.jobs, [...jobs.values()].sort(newestFirst).map((r) => r.li));
-  updateTileWork(data.camera);
-  updatePanel();
 }
 
 /* ---------- the panel ---------- */
