@@ -382,6 +382,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from clipwatch.model.bench import VARIANT_TEXT, format_table, run_bench
     from clipwatch.model.detector import DetectorOptions
 
+    if args.cluster:
+        return cmd_bench_cluster(args)
     variants = tuple(args.variants or VARIANT_TEXT)  # the reference first, as always
     unknown = [v for v in variants if v not in VARIANT_TEXT]
     if unknown:
@@ -396,6 +398,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise ClipwatchError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_bench_cluster(args: argparse.Namespace) -> int:
+    """`bench --cluster`: clips/s against 1, 2 and 4 scorer replicas (cluster/bench.py)."""
+    import json
+
+    try:
+        from clipwatch.cluster.bench import format_scaling, run_cluster_bench
+    except ImportError as exc:
+        raise ClipwatchError(f"--cluster needs the cluster extra (pip install "
+                             f"'clipwatch[cluster]'): {exc}") from None
+    report = run_cluster_bench(Path(args.model), Path(args.frames), cameras=args.cameras,
+                               replicas=args.replicas, seconds=args.seconds,
+                               stand_in_batch_s=args.stand_in_ms / 1000.0,
+                               real_model=not args.stand_in_only,
+                               log=lambda text: log.info("%s", text))
+    print(format_scaling(report))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         except OSError as exc:
             raise ClipwatchError(f"cannot write {args.json}: {exc.strerror or exc}") from None
     return 0
@@ -474,6 +499,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", help=f"variants to measure (default all: "
                                                   f"{measurable})")
     p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--cluster", action="store_true",
+                   help="instead: a local Ray cluster's clips/s against 1, 2 and 4 scorer "
+                        "replicas, with the real model and a stand-in scorer")
+    p.add_argument("--cameras", type=_positive_int, default=64, help="--cluster: cameras")
+    p.add_argument("--replicas", type=_positive_int, nargs="+", default=[1, 2, 4],
+                   help="--cluster: scorer replica counts to measure")
+    p.add_argument("--seconds", type=float, default=10.0, help="--cluster: seconds per run")
+    p.add_argument("--stand-in-ms", type=float, default=100.0,
+                   help="--cluster: the stand-in scorer's time per batch of 16 clips")
+    p.add_argument("--stand-in-only", action="store_true",
+                   help="--cluster: measure the stand-in scorer only")
     _add_model_options(p, variant=False)
     p.set_defaults(func=cmd_bench)
 

@@ -234,6 +234,43 @@ class LearningConfig(_Strict):
                                              "calibrate and judge the model learned")
 
 
+
+class ClusterConfig(_Strict):
+    """Cluster mode (clipwatch[cluster]): camera workers as Ray actors, inference on Ray Serve
+    scorer replicas, events in PostgreSQL. Absent: the embedded single process."""
+
+    address: str = Field("local", min_length=1, max_length=512,
+                         description="the Ray cluster: 'local' starts one inside this process "
+                                     "(on 127.0.0.1), 'auto' joins the one started on this "
+                                     "machine with `ray start`, or a head's host:port")
+    database: str = Field(pattern=r"^postgres(ql)?://", max_length=2048,
+                          description="PostgreSQL URL of the event store, e.g. "
+                                      "postgresql://clipwatch@db-host:5432/clipwatch")
+    namespace: str = Field("clipwatch", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="Ray namespace: the site's named workers and scorers")
+    scorer_replicas: int = Field(1, ge=1, le=1024,
+                                 description="Ray Serve replicas running the model")
+    gpus_per_replica: float = Field(0.0, ge=0, le=16,
+                                    description="GPUs each scorer replica reserves (0: CPU)")
+    cpus_per_replica: float = Field(1.0, ge=0, le=256,
+                                    description="CPUs each scorer replica reserves")
+    cameras_per_worker: int = Field(8, ge=1, le=256,
+                                    description="cameras one camera worker (a Ray actor) owns")
+    max_batch: int = Field(16, ge=1, le=256,
+                           description="clips a scorer replica runs in one batch, across cameras")
+    batch_wait_s: float = Field(0.01, ge=0, le=1,
+                                description="how long a replica waits to fill a batch")
+    max_restarts: int = Field(-1, ge=-1, le=1_000_000,
+                              description="restarts of a dead camera worker (-1: always)")
+    worker_cpus: float = Field(1.0, ge=0, le=256,
+                               description="CPUs each camera worker reserves (decoding)")
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources a camera worker needs (to keep "
+                                          "workers on camera nodes, e.g. {camera_node: 1})")
+    scorer_resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources a scorer replica needs (to keep "
+                                          "replicas on GPU nodes)")
+
 # 'This host' in every spelling, and link-local (169.254.169.254 answers cloud credentials).
 DEFAULT_DENIED_NETWORKS = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128",
                            "169.254.0.0/16", "fe80::/10")
@@ -493,6 +530,9 @@ class Config(_Strict):
     sinks: list[SinkConfig] = Field(default_factory=list, max_length=32,
                                     description="alert sinks: webhooks and MQTT brokers that "
                                                 "receive every alert transition")
+    cluster: ClusterConfig | None = Field(
+        None, description="run on a Ray cluster with events in PostgreSQL (clipwatch[cluster]); "
+                          "absent: one process, events in SQLite")
 
     @field_validator("cameras")
     @classmethod

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh machine: a virtual environment in .venv with clipwatch installed.
 #   scripts/setup.sh        runtime only (replay and, later, serve: numpy, OpenCV, ONNX Runtime)
-#   scripts/setup.sh test   everything the test suite needs (+ torch for training/export, pytest)
+#   scripts/setup.sh test   everything the test suite needs (+ torch for training/export, pytest,
+#                           Ray and psycopg for the cluster mode)
 # Safe to run again: it reuses .venv and only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ fi
 extras=""
 case "${1:-}" in
     "") ;;
-    test) extras="[train,dev]" ;;
+    test) extras="[train,dev,cluster]" ;;
     train) extras="[train]" ;;
     *) echo "setup: unknown target '$1' (use: test, train, or nothing)" >&2; exit 2 ;;
 esac

@@ -60,7 +60,12 @@ section in the config every caller is trusted (loopback only). Errors answer
 def create_app(config: Config, config_path: Path | None = None) -> FastAPI:
     """The app for `config`. The model and store open here, so a bad model path or an
     unwritable store fails before the server listens."""
-    service = Service(config, config_path)
+    if config.cluster is not None:  # Ray is imported only in cluster mode
+        from clipwatch.cluster.web import ClusterService
+
+        service: Service = ClusterService(config, config_path)
+    else:
+        service = Service(config, config_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -36,6 +36,7 @@ from clipwatch.server.service import (
     CameraLimit,
     CameraNotRunning,
     NoPreviousModel,
+    NotInClusterMode,
     UnknownCamera,
 )
 from clipwatch.server.sinks import SinkConflict, SinkDisabled, SinkRefused, UnknownSink
@@ -104,6 +105,7 @@ STATUS: dict[type[ClipwatchError], int] = {
     LearningConflict: 409,
     CameraNotRunning: 409,
     NoPreviousModel: 409,
+    NotInClusterMode: 409,
     RecordingError: 422,  # a recording too short to calibrate, unreadable
     RecordingQuota: 507,  # storage.max_recording_mb reached: delete a recording
     StoreError: 503,  # the disk is full or gone: retry later

@@ -24,8 +24,11 @@ REPEAT_LOG_S = 60.0  # a failure that repeats is logged once, then counted once 
 
 class InferenceLoop:
     def __init__(self, services: Services,
-                 pipelines: Callable[[], list[CameraPipeline]]) -> None:
+                 pipelines: Callable[[], list[CameraPipeline]], balance: bool = True) -> None:
         self.s = services
+        # Sampling fast cameras down to this process's measured capacity (off in cluster
+        # mode: the scorers' capacity is elsewhere, and a pass's time there is latency).
+        self.balance = balance
         self._pipelines = pipelines
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
@@ -92,7 +95,7 @@ class InferenceLoop:
             spc = (time.perf_counter() - started_all) / len(work)
             self.seconds_per_clip = spc if self.seconds_per_clip is None else \
                 0.8 * self.seconds_per_clip + 0.2 * spc
-        if time.monotonic() - self._balanced_at >= 1.0:
+        if self.balance and time.monotonic() - self._balanced_at >= 1.0:
             self._balanced_at = time.monotonic()
             balance_cameras(pipelines, self.seconds_per_clip)
         return len(work)

@@ -17,7 +17,7 @@ from clipwatch.config import CameraConfig, Config, save_config
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.auth import Authenticator
 from clipwatch.server.camera_view import camera_view
-from clipwatch.server.event_store import EventStore
+from clipwatch.server.event_store import open_event_store
 from clipwatch.server.hub import Hub
 from clipwatch.server.inference_loop import InferenceLoop
 from clipwatch.server.learning import JobSpec, LearningJobs
@@ -61,6 +61,11 @@ class NoPreviousModel(ClipwatchError):
     """The camera never changed its model in this config: nothing to roll back to."""
 
 
+class NotInClusterMode(ClipwatchError):
+    """What the request asks is not available in cluster mode (its cameras come from the
+    site config; recordings and learning run in the embedded mode)."""
+
+
 class Service:
     def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
@@ -72,7 +77,7 @@ class Service:
         self.detector = self.model.detector
         for camera in config.cameras:  # a camera's own model that cannot load stops the start
             self.models.for_camera(camera)
-        self.store = EventStore(config.storage.dir)
+        self.store = open_event_store(config)
         self.hub = Hub(config.live, self.metrics)
         storage = config.storage
         self.recordings = RecordingManager(

@@ -66,8 +66,13 @@ def model_pixels(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def preprocess(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """A decoded frame -> float32 (size, size) normalized as the model expects."""
-    resized = model_pixels(image, spec)
-    return ((resized.astype(np.float32) / 255.0) - spec.mean) / spec.std
+    return normalize(model_pixels(image, spec), spec)
+
+
+def normalize(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 model pixels -> the float32 values the model takes (the sidecar's mapping); the
+    same pixels always give the same floats, so frames can travel as pixels (cluster mode)."""
+    return ((pixels.astype(np.float32) / 255.0) - spec.mean) / spec.std
 
 
 def denormalize(frame: np.ndarray, spec: InputSpec) -> np.ndarray:

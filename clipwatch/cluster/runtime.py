@@ -1,0 +1,123 @@
+"""Joining (or starting) the Ray cluster, deploying the scorers, placing the camera workers.
+
+Every process of a site (each web process, the bench) calls the same functions with the
+same site config; they are idempotent: the scorers are one named Serve application and each
+camera group one named, detached actor (`get_if_exists`), so a second web process finds
+what the first placed, and a worker whose cameras changed in the config is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import Any
+
+from clipwatch.cluster.scorer import SCORER_APP, scorer_deployment
+from clipwatch.config import Config
+from clipwatch.model.detector import DetectorOptions
+
+log = logging.getLogger(__name__)
+
+WORKER_PREFIX = "clipwatch-cameras-"
+
+
+def connect(config: Config) -> None:
+    """Join the cluster the config names ('local': start one in this process, on loopback).
+    Ray's usage reporting (it would try the internet) is off unless the caller set it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    cluster = config.cluster
+    assert cluster is not None
+    if cluster.address == "local":
+        # Ray binds the machine's external address unless told otherwise.
+        ray.init(namespace=cluster.namespace, include_dashboard=False,
+                 _node_ip_address="127.0.0.1", log_to_driver=False)
+    else:
+        ray.init(address=cluster.address, namespace=cluster.namespace, log_to_driver=False)
+
+
+def deploy_scorers(config: Config, stand_in_batch_s: float | None = None,
+                   replicas: int | None = None):
+    """The scorer application (deployed, or updated to this config); its handle."""
+    from ray import serve
+
+    cluster = config.cluster
+    assert cluster is not None
+    serve.start(proxy_location="Disabled")  # calls come through handles only
+    options = DetectorOptions(device=config.model.device,
+                              intra_op_threads=config.model.threads,
+                              max_batch=cluster.max_batch)
+    app = scorer_deployment(config.model.path, options, config.model.variant,
+                            replicas or cluster.scorer_replicas, cluster.max_batch,
+                            cluster.batch_wait_s, cpus=cluster.cpus_per_replica,
+                            gpus=cluster.gpus_per_replica,
+                            resources=cluster.scorer_resources or None,
+                            stand_in_batch_s=stand_in_batch_s)
+    return serve.run(app, name=SCORER_APP, route_prefix=None)
+
+
+def camera_groups(config: Config) -> dict[str, list[str]]:
+    """Worker name -> the ids of the cameras it owns, `cameras_per_worker` at a time in the
+    config's order (a camera keeps its worker while the config keeps its place)."""
+    assert config.cluster is not None
+    size = config.cluster.cameras_per_worker
+    ids = [c.id for c in config.cameras if c.enabled]
+    return {f"{WORKER_PREFIX}{n}": ids[start:start + size]
+            for n, start in enumerate(range(0, len(ids), size))}
+
+
+def place_workers(config: Config) -> dict[str, Any]:
+    """Each camera group's worker actor, created or found; one whose cameras differ from the
+    config's is replaced. Workers of groups the config no longer has are stopped."""
+    import ray
+
+    from clipwatch.cluster.worker import CameraWorker
+
+    cluster = config.cluster
+    assert cluster is not None
+    wire = config.model_dump(mode="json")
+    groups = camera_groups(config)
+    actor = ray.remote(CameraWorker)
+    workers = {}
+    for name, ids in groups.items():
+        options = dict(name=name, namespace=cluster.namespace, lifetime="detached",
+                       get_if_exists=True, max_restarts=cluster.max_restarts,
+                       max_task_retries=0, num_cpus=cluster.worker_cpus,
+                       scheduling_strategy="SPREAD", max_concurrency=4)
+        if cluster.worker_resources:
+            options["resources"] = dict(cluster.worker_resources)
+        worker = actor.options(**options).remote(name, wire, ids)
+        running = ray.get(worker.ping.remote(), timeout=300)
+        if running["spec"] != worker_spec(wire, ids):
+            log.info("worker %s ran another config or cameras (%s); replacing it", name,
+                     ", ".join(running["cameras"]))
+            ray.get(worker.stop.remote(), timeout=60)
+            ray.kill(worker, no_restart=True)
+            worker = actor.options(**options).remote(name, wire, ids)
+            ray.get(worker.ping.remote(), timeout=300)
+        workers[name] = worker
+    for name in stale_workers(set(groups), cluster.namespace):
+        log.info("worker %s has no cameras in the config any more; stopping it", name)
+        stale = ray.get_actor(name, namespace=cluster.namespace)
+        ray.kill(stale, no_restart=True)
+    return workers
+
+
+def worker_spec(config: dict[str, Any], camera_ids: list[str]) -> str:
+    """A digest of what a worker was made from: a changed site config replaces it."""
+    text = json.dumps([config, camera_ids], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stale_workers(names: set[str], namespace: str) -> list[str]:
+    """Camera workers alive in the namespace that are not among `names`."""
+    from ray.util import list_named_actors
+
+    return [a["name"] for a in list_named_actors(all_namespaces=True)
+            if a.get("namespace") == namespace and a["name"].startswith(WORKER_PREFIX)
+            and a["name"] not in names]

@@ -1,0 +1,273 @@
+"""The web tier in cluster mode: the same FastAPI app and viewer, with the cameras on Ray.
+
+`ClusterService` is the embedded `Service` with three parts swapped:
+- cameras run in camera workers (worker.py), placed by runtime.py; nothing is decoded or
+  scored in this process;
+- alerts reach viewers from the database: each message a worker stores is read back here in
+  sequence order when PostgreSQL's NOTIFY says one was stored, then broadcast
+  (`StoreRelay`), so every web process sends the same alerts, and a viewer resumes by
+  sequence number from any of them; the hub broadcasts no alert it was handed directly
+  (`StoredAlertsHub`), which keeps one order;
+- live scores, status and frames come from the workers (`LiveRelay`), only for the cameras
+  some viewer of this process watches.
+
+Several web processes can serve one site: they hold no state of their own (the workers and
+the database do). Camera changes, recordings and learning are refused (409) in cluster mode:
+the site config lists the cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from clipwatch.config import CameraConfig, Config
+from clipwatch.server.camera_view import camera_view
+from clipwatch.server.hub import Hub
+from clipwatch.server.messages import CamerasMessage
+from clipwatch.server.service import NotInClusterMode, Service
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1  # how often the workers are asked for live scores and frames
+CALL_TIMEOUT_S = 5.0  # a worker that does not answer by then is shown unreachable
+UNREACHABLE = {"state": "error", "reason": "its camera worker does not answer (restarting?)"}
+
+
+class StoredAlertsHub(Hub):
+    """A `Hub` that broadcasts alerts only as read back from the database (`publish_stored`):
+    the workers store them in another process, and a route's own copy (an acknowledgement)
+    would otherwise reach viewers twice, out of sequence order."""
+
+    def publish(self, message: Any) -> None:
+        wire = message if isinstance(message, Mapping) else None
+        kind = wire.get("type") if wire is not None else getattr(message, "type", None)
+        if kind == "alert":
+            return
+        super().publish(message)
+
+    def publish_stored(self, message: Mapping[str, Any]) -> None:
+        super().publish(message)
+
+
+class StoreRelay:
+    """Alert messages from the database to this process's viewers, in sequence order."""
+
+    def __init__(self, store: Any, hub: StoredAlertsHub) -> None:
+        self.store = store
+        self.hub = hub
+        self.sent = store.last_seq()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-relay", daemon=True)
+
+    def start(self) -> None:
+        self.store.add_listener(lambda _seq: self._wake.set())
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # A NOTIFY wakes it; the timeout catches up after the database comes back.
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.relay()
+            except Exception as exc:  # the database is away: the next wake catches up
+                log.debug("alert relay: %s", exc)
+
+    def relay(self) -> int:
+        messages = self.store.messages_since(self.sent)
+        for message in messages:
+            self.hub.publish_stored(message)
+            self.sent = max(self.sent, int(message["seq"]))
+        return len(messages)
+
+
+class LiveRelay:
+    """Live scores, status, frames and camera views from the workers to this process."""
+
+    def __init__(self, workers: dict[str, Any], hub: Hub) -> None:
+        self.workers = workers
+        self.hub = hub
+        self.views: dict[str, dict[str, Any]] = {}
+        self._cursors: dict[str, tuple[str, int]] = {}  # worker -> (incarnation, cursor)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-relay", daemon=True)
+        self.unreachable: set[str] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _watched(self) -> tuple[list[str] | None, dict[str, tuple[bool, bool]]]:
+        """The cameras some subscribed viewer shows (None: all), and which frames they want."""
+        clients = [c for c in list(self.hub.clients) if c.subscribed]
+        cameras: set[str] | None = set()
+        for client in clients:
+            if client.cameras is None:
+                cameras = None
+                break
+            cameras |= client.cameras
+        return (None if cameras is None else sorted(cameras)), dict(self.hub.wanted) | (
+            {"*": self.hub._all_wanted} if any(self.hub._all_wanted) else {})
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                self.poll()
+            except Exception:  # keep relaying; the next poll tries again
+                log.exception("live relay failed")
+
+    def poll(self) -> None:
+        import ray
+
+        cameras, frames = self._watched()
+        if "*" in frames:  # every camera's frames: ask each worker for its own
+            every = frames.pop("*")
+            frames = {**{c: every for view in self.views.values() for c in [view["id"]]},
+                      **frames}
+        refs = {name: worker.take_live.remote(self._cursors.get(name, ("", 0))[1], cameras,
+                                              frames)
+                for name, worker in self.workers.items()}
+        for name, ref in refs.items():
+            try:
+                live = ray.get(ref, timeout=CALL_TIMEOUT_S)
+            except Exception as exc:  # the worker's node died; Ray restarts it elsewhere
+                if name not in self.unreachable:
+                    log.warning("camera worker %s does not answer (%s)", name,
+                                type(exc).__name__)
+                self.unreachable.add(name)
+                continue
+            self.unreachable.discard(name)
+            incarnation, _ = self._cursors.get(name, ("", 0))
+            if incarnation and live["incarnation"] != incarnation:
+                log.warning("camera worker %s restarted", name)
+            self._cursors[name] = (live["incarnation"], live["cursor"])
+            for view in live["views"]:
+                self.views[view["id"]] = view
+            for message in live["messages"]:
+                self.hub.publish(message)
+            for frame in live["frames"]:
+                self.hub.publish_frame(frame)
+
+
+class ClusterService(Service):
+    """`Service` for a web process in cluster mode (see the module docstring)."""
+
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        super().__init__(config, config_path)
+        self.hub = StoredAlertsHub(config.live, self.metrics)
+        self.services.hub = self.hub
+        self.workers: dict[str, Any] = {}
+        self.store_relay = StoreRelay(self.store, self.hub)
+        self.live: LiveRelay | None = None
+        self.scorers = None
+
+    def start(self, loop=None) -> None:
+        from clipwatch.cluster import runtime
+
+        if loop is not None:
+            self.hub.attach(loop)
+        started = time.monotonic()
+        runtime.connect(self.config)
+        self.scorers = runtime.deploy_scorers(self.config)
+        self.workers = runtime.place_workers(self.config)
+        self.live = LiveRelay(self.workers, self.hub)
+        self.live.poll()  # the first views before anyone asks
+        self.live.start()
+        self.store_relay.start()
+        self._housekeeping.start()
+        self.sinks.start()
+        self.started = True
+        log.info("cluster mode: %d camera worker(s), %d scorer replica(s), ready in %.1f s",
+                 len(self.workers), self.config.cluster.scorer_replicas,
+                 time.monotonic() - started)
+
+    def stop(self) -> None:
+        """This web process goes; the workers and scorers stay (they serve the site)."""
+        self._stopping.set()
+        if self.live is not None:
+            self.live.stop()
+        self.store_relay.stop()
+        self.sinks.stop()
+        if self._housekeeping.is_alive():
+            self._housekeeping.join(10)
+        self.auth.checker.close()
+        self.store.close()
+        self.started = False
+
+    # -- cameras: views from the workers; changes through the site config ---------------
+
+    def camera_views(self, detail: bool = False) -> list[dict[str, Any]]:
+        return [self._view(c, detail) for c in self.config.cameras]
+
+    def camera_view(self, camera_id: str, detail: bool = False) -> dict[str, Any]:
+        return self._view(self.camera(camera_id), detail)
+
+    def _view(self, camera: CameraConfig, detail: bool) -> dict[str, Any]:
+        view = self.live.views.get(camera.id) if self.live is not None else None
+        if view is None:
+            return camera_view(None, camera, detail, None)
+        view = dict(view)
+        if not detail and view["status"].get("state") == "error":
+            view["status"] = {**view["status"], "reason": "the camera has a problem"}
+        return view
+
+    def frame_size(self, camera_id: str) -> tuple[int, int] | None:
+        view = self.live.views.get(camera_id) if self.live is not None else None
+        size = view.get("frame_size") if view else None
+        return tuple(size) if size else None
+
+    def _refuse(self, what: str) -> None:
+        raise NotInClusterMode(f"{what} is not available in cluster mode: the site config "
+                               "lists the cameras (edit it and restart the web tier)")
+
+    def add_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
+        self._refuse("adding a camera")
+
+    def replace_camera(self, camera: CameraConfig, from_api: bool = False) -> dict[str, Any]:
+        self._refuse("changing a camera")
+
+    def remove_camera(self, camera_id: str) -> None:
+        self._refuse("removing a camera")
+
+    def start_recording(self, *args, **kwargs) -> dict[str, Any]:
+        self._refuse("recording a camera")
+
+    def start_learning(self, *args, **kwargs) -> dict[str, Any]:
+        self._refuse("learning a camera")
+
+    def _cameras_behind(self) -> bool:
+        return False
+
+    def _announce(self) -> None:
+        self.hub.publish(CamerasMessage(cameras=self.camera_views()))
+
+    def readiness(self) -> dict[str, Any]:
+        store_error = self.store.check()
+        unreachable = sorted(self.live.unreachable) if self.live is not None else []
+        checks = {
+            "model": self.detector.path.name,
+            "cluster": self.config.cluster.address,
+            "camera_workers": len(self.workers),
+            "workers_unreachable": unreachable,
+            "store_writable": store_error is None,
+            "store_error": store_error,
+            "images_not_stored": self.store.images_not_stored,
+            "cameras": {cid: v["status"]["state"] for cid, v in
+                        (self.live.views.items() if self.live is not None else [])},
+        }
+        checks["ready"] = bool(self.started and store_error is None and not unreachable)
+        return checks
