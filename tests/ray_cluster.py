@@ -35,12 +35,12 @@ def free_port() -> int:
 
 
 class LoopbackCluster:
-    def __init__(self, ray_bin: Path, temp_dir: Path) -> None:
+    def __init__(self, ray_bin: Path) -> None:
         self.ray = str(ray_bin)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.temp_dir = temp_dir
         self.env = {**os.environ, **RAY_ENV}
+        self.killed: list[dict] = []  # the nodes kill_node took, for restore_nodes
 
     def _ray(self, *args: str, env: dict | None = None) -> None:
         result = subprocess.run([self.ray, *args], env={**self.env, **(env or {})},
@@ -55,6 +55,15 @@ class LoopbackCluster:
                   f"--object-store-memory={OBJECT_STORE_BYTES}",
                   "--include-dashboard=false", "--disable-usage-stats",
                   f"--system-config={json.dumps(SYSTEM_CONFIG)}")
+
+    def restore_nodes(self) -> None:
+        """Start a node like each one killed (its CPUs and custom resources)."""
+        while self.killed:
+            node = self.killed.pop()
+            custom = {k: v for k, v in node["Resources"].items()
+                      if k not in ("CPU", "memory", "object_store_memory", "GPU")
+                      and not k.startswith("node:")}
+            self.add_node(num_cpus=int(node["Resources"].get("CPU", 1)), resources=custom)
 
     def add_node(self, num_cpus: int = 2, resources: dict | None = None) -> None:
         self._ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1",
@@ -100,6 +109,7 @@ class LoopbackCluster:
         """SIGKILL the node's raylet and everything under it; the pids killed."""
         raylet = self.raylet_pid(node)
         pids = [raylet, *self.descendants(raylet)]
+        self.killed.append(node)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

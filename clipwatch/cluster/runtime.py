@@ -8,6 +8,7 @@ what the first placed, and a worker whose cameras changed in the config is repla
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -121,3 +122,22 @@ def stale_workers(names: set[str], namespace: str) -> list[str]:
     return [a["name"] for a in list_named_actors(all_namespaces=True)
             if a.get("namespace") == namespace and a["name"].startswith(WORKER_PREFIX)
             and a["name"] not in names]
+
+
+def stop_site(config: Config, timeout: float = 60.0) -> None:
+    """Take the site off the cluster: its camera workers stop (closing their open alerts,
+    stored) and go, and the scorer application is deleted."""
+    import ray
+    from ray import serve
+
+    cluster = config.cluster
+    assert cluster is not None
+    for name in stale_workers(set(), cluster.namespace):
+        try:
+            worker = ray.get_actor(name, namespace=cluster.namespace)
+            ray.get(worker.stop.remote(), timeout=timeout)
+        except Exception as exc:  # dead or restarting: it goes all the same
+            log.warning("worker %s did not stop cleanly: %s", name, exc)
+        with contextlib.suppress(ValueError):  # already gone
+            ray.kill(ray.get_actor(name, namespace=cluster.namespace), no_restart=True)
+    serve.delete(SCORER_APP)

@@ -68,8 +68,12 @@ class Scorer:
         self._score_batch.set_batch_wait_timeout_s(batch_wait_s)
 
     def describe(self) -> dict[str, Any]:
-        """What the camera side needs to know of the model it is scored by."""
-        return {"clip_length": self.clip_length, "device": self.device,
+        """What the camera side needs to know of the model it is scored by, and where this
+        replica runs."""
+        import ray
+
+        return {"node": ray.get_runtime_context().get_node_id(),
+                "clip_length": self.clip_length, "device": self.device,
                 "input_spec": self.spec.to_dict(),
                 "decodes_any_position": self.decodes_any_position, "variant": self.variant,
                 "batches": self.batches, "clips": self.clips}
@@ -134,12 +138,16 @@ def scorer_deployment(model_path: Path, options: DetectorOptions, variant: str,
     actor_options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus}
     if resources:
         actor_options["resources"] = resources
+    args = (str(model_path), asdict(options), variant, max_batch, batch_wait_s,
+            stand_in_batch_s)
+    # Serve versions a deployment by its code and arguments: a second web process deploying
+    # the same settings finds the replicas in place.
     deployment = serve.deployment(
-        cls, name="scorer", num_replicas=replicas, ray_actor_options=actor_options,
+        cls, name="scorer", num_replicas=replicas,
+        ray_actor_options=actor_options,
         # Above the batch size: a replica takes no more calls than this at once.
         max_ongoing_requests=max(2 * max_batch, 8),
         request_router_config=RequestRouterConfig(request_router_class=CONSISTENT_HASH),
         health_check_period_s=2.0, health_check_timeout_s=10.0,
         graceful_shutdown_timeout_s=2.0)
-    return deployment.bind(str(model_path), asdict(options), variant, max_batch, batch_wait_s,
-                           stand_in_batch_s)
+    return deployment.bind(*args)

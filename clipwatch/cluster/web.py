@@ -260,6 +260,9 @@ class ClusterService(Service):
         unreachable = sorted(self.live.unreachable) if self.live is not None else []
         checks = {
             "model": self.detector.path.name,
+            "variant": self.config.model.variant,
+            "inference_running": not unreachable and bool(self.workers),
+            "alerts_waiting_for_store": None,
             "cluster": self.config.cluster.address,
             "camera_workers": len(self.workers),
             "workers_unreachable": unreachable,

@@ -150,6 +150,10 @@ class Readiness(_Answer):
                                                             "stored without them)")
     cameras: dict[str, CameraState] | None = Field(None, description="each running camera's "
                                                                      "state")
+    cluster: str | None = Field(None, description="cluster mode: the Ray cluster's address")
+    camera_workers: int | None = Field(None, description="cluster mode: camera workers")
+    workers_unreachable: list[str] | None = Field(
+        None, description="cluster mode: camera workers that do not answer (restarting)")
 
 
 # -- models ------------------------------------------------------------------------------------
