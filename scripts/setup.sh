@@ -3,6 +3,7 @@
 #   scripts/setup.sh        runtime only (replay and, later, serve: numpy, OpenCV, ONNX Runtime)
 #   scripts/setup.sh test   everything the test suite needs (+ torch for training/export, pytest,
 #                           Ray and psycopg for the cluster mode)
+#   scripts/setup.sh cluster  the runtime and the cluster mode (Ray, psycopg; docs/cluster.md)
 # Safe to run again: it reuses .venv and only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ case "${1:-}" in
     "") ;;
     test) extras="[train,dev,cluster]" ;;
     train) extras="[train]" ;;
-    *) echo "setup: unknown target '$1' (use: test, train, or nothing)" >&2; exit 2 ;;
+    cluster) extras="[cluster]" ;;
+    *) echo "setup: unknown target '$1' (use: test, train, cluster, or nothing)" >&2; exit 2 ;;
 esac
 
 if [ ! -x .venv/bin/python ]; then

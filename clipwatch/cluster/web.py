@@ -12,8 +12,8 @@
   some viewer of this process watches.
 
 Several web processes can serve one site: they hold no state of their own (the workers and
-the database do). Camera changes, recordings and learning are refused (409) in cluster mode:
-the site config lists the cameras.
+the database do); the alert sinks run in one of them (leadership.py). Camera changes,
+recordings and learning are refused (409) in cluster mode: the site config lists the cameras.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from clipwatch.cluster.leadership import SinkLeadership
 from clipwatch.config import CameraConfig, Config
 from clipwatch.server.camera_view import camera_view
 from clipwatch.server.hub import Hub
@@ -172,6 +173,7 @@ class ClusterService(Service):
         self.services.hub = self.hub
         self.workers: dict[str, Any] = {}
         self.store_relay = StoreRelay(self.store, self.hub)
+        self.sink_leadership = SinkLeadership(config.cluster.database, self.sinks)
         self.live: LiveRelay | None = None
         self.scorers = None
 
@@ -189,7 +191,7 @@ class ClusterService(Service):
         self.live.start()
         self.store_relay.start()
         self._housekeeping.start()
-        self.sinks.start()
+        self.sink_leadership.start()  # the sinks run in the one web process that leads
         self.started = True
         log.info("cluster mode: %d camera worker(s), %d scorer replica(s), ready in %.1f s",
                  len(self.workers), self.config.cluster.scorer_replicas,
@@ -201,7 +203,7 @@ class ClusterService(Service):
         if self.live is not None:
             self.live.stop()
         self.store_relay.stop()
-        self.sinks.stop()
+        self.sink_leadership.stop()
         if self._housekeeping.is_alive():
             self._housekeeping.join(10)
         self.auth.checker.close()

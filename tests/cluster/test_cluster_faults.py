@@ -205,3 +205,40 @@ def test_a_killed_scorer_node_costs_each_camera_at_most_one_retried_call(site, s
     print(f"scorer node killed: scoring resumed (40 more frames per camera) in "
           f"{resumed_s:.1f} s; failed calls per camera {failed}, misses "
           f"{ {c: now[c]['misses'] for c in now} }")
+
+
+def test_alerts_wait_for_a_restarted_database_and_are_stored_in_order(site, sample_clip,
+                                                                      postgres_server):
+    camera = CameraConfig(id="db", source=str(sample_clip), fps=10.0, loop=True)
+    config = site["make"]([camera])
+    runtime.connect(config)
+    runtime.deploy_scorers(config)
+    (worker,) = runtime.place_workers(config).values()
+    store = PostgresEventStore(site["database"], site["storage"])
+    try:
+        wait_for(lambda: store.list(state="open")[0], 120, what="an alert to open")
+        postgres_server.stop()
+        # The open alert's updates (one a second) wait in the camera's outbox meanwhile.
+        wait_for(lambda: ray.get(worker.counts.remote())["db"]["unstored"] >= 3, 30,
+                 what="alert messages to wait for the database")
+        postgres_server.start()
+        back = time.monotonic()
+        wait_for(lambda: ray.get(worker.counts.remote())["db"]["unstored"] == 0, 60,
+                 interval=0.1, what="the waiting alert messages to be stored")
+        stored_s = time.monotonic() - back
+        messages = store.messages_since(0, 10_000)
+        assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+        by_alert: dict[int, list[dict]] = {}
+        for message in messages:
+            by_alert.setdefault(message["alert"]["id"], []).append(message)
+        for kinds in ([m["event"] for m in ms] for ms in by_alert.values()):
+            assert kinds[0] == "start" and kinds.count("start") == 1
+            assert "end" not in kinds[:-1]  # nothing after its end
+        for ms in by_alert.values():  # each alert's updates in the order they happened
+            updated = [m["alert"]["updated_at"] for m in ms]
+            assert updated == sorted(updated)
+        print(f"PostgreSQL restarted: the waiting alert messages were stored within "
+              f"{stored_s:.2f} s (polled every 0.1 s) "
+              f"after it accepted connections again; {len(messages)} messages, in order")
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ import ray
 from ray_cluster import wait_for
 
 from clipwatch.cluster import runtime
+from clipwatch.cluster.bench import cluster_memory_mb
 from clipwatch.config import AlertConfig, CameraConfig, LiveConfig
 from clipwatch.model.reconstructors import load_model
 from clipwatch.paths import DEFAULT_MODEL
@@ -85,6 +86,8 @@ def test_every_frame_is_scored_once_and_the_alerts_match_the_embedded_mode(site,
                    for c in counts.values()) and len(counts) == 2 and counts
 
     counts = wait_for(ended, 120, what="both cameras to score their footage")
+    print(f"five-node cluster with 2 camera workers and 2 scorer replicas: "
+          f"{cluster_memory_mb():.0f} MB resident in Ray's processes")
     assert all(c["failed_calls"] == 0 and c["unstored"] == 0 for c in counts.values())
 
     reference, reference_alerts = embedded(cameras[0], config.alerts, tmp_path / "embedded")
