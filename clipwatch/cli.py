@@ -461,6 +461,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(config, args.config)
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """`clipwatch cluster status|down --config site.yaml`: a cluster site's workers."""
+    from clipwatch.config import load_config
+
+    config = load_config(args.config)
+    if config.cluster is None:
+        raise ClipwatchError(f"{args.config} has no cluster section: it runs as one process")
+    try:
+        from clipwatch.cluster import runtime
+    except ImportError as exc:
+        raise ClipwatchError(f"cluster mode needs the cluster extra (pip install "
+                             f"'clipwatch[cluster]'): {exc}") from None
+    if config.cluster.address == "local":
+        raise ClipwatchError("cluster.address is 'local': that cluster lives inside its web "
+                             "process and goes with it")
+    try:
+        runtime.connect(config)
+    except Exception as exc:  # Ray's own error: unreachable head, version mismatch
+        raise ClipwatchError(f"cannot join the Ray cluster at {config.cluster.address}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
+    if args.action == "down":
+        runtime.stop_site(config)
+        print(f"site {config.cluster.namespace}: camera workers stopped, scorers deleted")
+        return 0
+    for name, status in runtime.site_status(config).items():
+        print(f"{name}: {status}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="clipwatch", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clipwatch {__version__}")
@@ -481,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES)
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (0: per core)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("cluster", help="a cluster site's camera workers: status, or down "
+                                       "(stop them and delete the scorers)")
+    p.add_argument("action", choices=["status", "down"])
+    p.add_argument("--config", required=True, help="the site config (with a cluster section)")
+    p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("auth", help="make an API token or a user login for the config")
     p.add_argument("kind", choices=["token", "password"],

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 from clipwatch.cluster.scorer import SCORER_APP, scorer_deployment
@@ -81,7 +83,7 @@ def place_workers(config: Config) -> dict[str, Any]:
 
     cluster = config.cluster
     assert cluster is not None
-    wire = config.model_dump(mode="json")
+    wire = portable(config).model_dump(mode="json")
     groups = camera_groups(config)
     actor = ray.remote(CameraWorker)
     workers = {}
@@ -107,6 +109,25 @@ def place_workers(config: Config) -> dict[str, Any]:
         stale = ray.get_actor(name, namespace=cluster.namespace)
         ray.kill(stale, no_restart=True)
     return workers
+
+
+def portable(config: Config) -> Config:
+    """The config as a camera worker reads it: paths made absolute, since a worker's working
+    folder is Ray's, not this process's (on other machines they must name the same shared
+    folders: the storage, the model, file sources)."""
+    from clipwatch.stream.sources import source_kind
+
+    config = config.model_copy(deep=True)
+    config.storage.dir = config.storage.dir.resolve()
+    config.model.path = Path(config.model.path).resolve()
+    if config.model.folder is not None:
+        config.model.folder = config.model.folder.resolve()
+    for camera in config.cameras:
+        if source_kind(camera.source) == "file" and not camera.source.startswith("file:"):
+            camera.source = str(Path(camera.source).resolve())
+        if camera.model is not None:
+            camera.model = Path(camera.model).resolve()
+    return config
 
 
 def worker_spec(config: dict[str, Any], camera_ids: list[str]) -> str:
@@ -141,3 +162,26 @@ def stop_site(config: Config, timeout: float = 60.0) -> None:
         with contextlib.suppress(ValueError):  # already gone
             ray.kill(ray.get_actor(name, namespace=cluster.namespace), no_restart=True)
     serve.delete(SCORER_APP)
+
+
+def site_status(config: Config, timeout: float = 10.0) -> dict[str, str]:
+    """Each camera worker of the site: its cameras, node and state, or why it does not
+    answer."""
+    import ray
+
+    cluster = config.cluster
+    assert cluster is not None
+    status = {}
+    for name, ids in camera_groups(config).items():
+        try:
+            worker = ray.get_actor(name, namespace=cluster.namespace)
+            counts = ray.get(worker.counts.remote(), timeout=timeout)
+            ping = ray.get(worker.ping.remote(), timeout=timeout)
+        except Exception as exc:  # not placed yet, dead, restarting
+            status[name] = f"{', '.join(ids)}: not answering ({type(exc).__name__})"
+            continue
+        cameras = ", ".join(f"{cid} {c['state']} ({c['frames_scored']} frames scored)"
+                            for cid, c in counts.items())
+        status[name] = f"{cameras}; node {ping['node'][:12]}, up since " \
+                       f"{time.strftime('%H:%M:%S', time.localtime(ping['started_at']))}"
+    return status
