@@ -13,10 +13,10 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from pg_server import free_port
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address (it keeps
@@ -26,12 +26,6 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 OBJECT_STORE_BYTES = 200 * 1024 * 1024  # per node: the default would reserve 30% of RAM each
 SYSTEM_CONFIG = {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
                  "health_check_timeout_ms": 1000}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LoopbackCluster:
@@ -114,13 +108,3 @@ class LoopbackCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return pids
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

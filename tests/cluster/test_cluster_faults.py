@@ -16,8 +16,7 @@ import threading
 import time
 
 import ray
-from ray_cluster import wait_for
-from server.server_helpers import ServerProcess, free_port
+from server.server_helpers import ServerProcess, free_port, wait_for
 from websockets.sync.client import connect
 
 from clipwatch.cluster import runtime

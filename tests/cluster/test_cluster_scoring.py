@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 import ray
-from ray_cluster import wait_for
+from server.server_helpers import wait_for
 
 from clipwatch.cluster import runtime
 from clipwatch.cluster.bench import cluster_memory_mb

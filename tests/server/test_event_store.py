@@ -3,17 +3,10 @@ and the factory's default. What both stores promise is in test_store_contract.py
 
 import sqlite3
 
+from store_helpers import alert
+
 from clipwatch.config import Config
-from clipwatch.server.alerts import Alert
 from clipwatch.server.event_store import EventStore, open_event_store
-
-
-def alert(camera="cam", started=100.0, **changes):
-    fields = dict(camera=camera, started_at=started, start_frame=10, lowest_regularity=0.3,
-                  worst_frame=12, worst_at=started + 0.2, threshold=0.5, frames=5,
-                  updated_at=started + 0.5)
-    fields.update(changes)
-    return Alert(**fields)
 
 
 def test_the_database_is_in_wal_mode(tmp_path):

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pg_server import PostgresServer, free_port
 
@@ -30,28 +29,13 @@ except ImportError:  # clipwatch[cluster] not installed: a broken setup in CI, a
     pytest.skip("psycopg is not installed (pip install -e '.[cluster]')",
                 allow_module_level=True)
 
+from store_helpers import alert, alert_transitions
+
 from clipwatch.config import AlertConfig, Config
-from clipwatch.server.alerts import Alert, AlertTracker, ScoredFrame
+from clipwatch.server.alerts import AlertTracker
 from clipwatch.server.event_store import StoreError, open_event_store
 from clipwatch.server.outbox import AlertOutbox
 from clipwatch.server.pg_store import LISTENER_NAME, PostgresEventStore
-
-
-def alert(camera="cam", started=100.0, **changes):
-    fields = dict(camera=camera, started_at=started, start_frame=10, lowest_regularity=0.3,
-                  worst_frame=12, worst_at=started + 0.2, threshold=0.5, frames=5,
-                  updated_at=started + 0.5)
-    fields.update(changes)
-    return Alert(**fields)
-
-
-def alert_transitions(tracker: AlertTracker, regularities: list[float], start: int = 0):
-    transitions = []
-    for k, value in enumerate(regularities):
-        image = np.full((8, 8, 3), k, np.uint8)
-        transitions += tracker.push(ScoredFrame(start + k, 100.0 + start + k, value, 0.5,
-                                                evidence=(image, np.ones((8, 8), np.float32))))
-    return transitions
 
 
 def wait_until(condition, timeout: float = 15.0, what: str = "the condition") -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from store_helpers import alert_transitions
 
 from clipwatch.config import AlertConfig
 from clipwatch.server import outbox as outbox_module
-from clipwatch.server.alerts import AlertTracker, ScoredFrame
+from clipwatch.server.alerts import AlertTracker
 from clipwatch.server.event_store import EventStore, StoreError
 from clipwatch.server.grabber import GrabbedFrame
 from clipwatch.server.outbox import AlertOutbox
@@ -51,15 +52,6 @@ class RefusingStore(EventStore):
         if self.refusing:
             raise StoreError("disk full (test)")
         return super().record(kind, alert, images)
-
-
-def alert_transitions(tracker: AlertTracker, regularities: list[float], start: int = 0):
-    transitions = []
-    for k, value in enumerate(regularities):
-        image = np.full((8, 8, 3), k, np.uint8)
-        transitions += tracker.push(ScoredFrame(start + k, 100.0 + start + k, value, 0.5,
-                                                evidence=(image, np.ones((8, 8), np.float32))))
-    return transitions
 
 
 def test_alerts_are_stored_then_broadcast_and_wait_in_order_while_the_store_refuses(tmp_path):

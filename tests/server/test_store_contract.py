@@ -12,19 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from store_helpers import alert
 
-from clipwatch.server.alerts import Alert
 from clipwatch.server.event_store import MAX_ID, EventStore, StoreError
 from clipwatch.server.messages import AlertMessage
 from clipwatch.server.schemas import Event
-
-
-def alert(camera="cam", started=100.0, **changes):
-    fields = dict(camera=camera, started_at=started, start_frame=10, lowest_regularity=0.3,
-                  worst_frame=12, worst_at=started + 0.2, threshold=0.5, frames=5,
-                  updated_at=started + 0.5)
-    fields.update(changes)
-    return Alert(**fields)
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
