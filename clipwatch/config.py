@@ -262,6 +262,9 @@ class ClusterConfig(_Strict):
                                 description="how long a replica waits to fill a batch")
     max_restarts: int = Field(-1, ge=-1, le=1_000_000,
                               description="restarts of a dead camera worker (-1: always)")
+    start_timeout_s: float = Field(300.0, gt=0, le=3600,
+                                   description="how long starting the site may wait for its "
+                                               "workers and scorers to be placed")
     worker_cpus: float = Field(1.0, ge=0, le=256,
                                description="CPUs each camera worker reserves (decoding)")
     worker_resources: dict[str, float] = Field(
@@ -555,6 +558,16 @@ class Config(_Strict):
             if ids.count(sink_id) > 1:
                 raise ValueError(f"sink id {sink_id!r} is used twice")
         return sinks
+
+    @model_validator(mode="after")
+    def _one_model_in_cluster_mode(self) -> Config:
+        # The scorers run one model (model.path); a camera's own would be ignored silently.
+        if self.cluster is not None:
+            own = [c.id for c in self.cameras if c.model is not None]
+            if own:
+                raise ValueError(f"cameras {', '.join(own)} name their own model: not "
+                                 "available in cluster mode yet (the scorers run model.path)")
+        return self
 
     @model_validator(mode="after")
     def _camera_limit(self) -> Config:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from clipwatch.config import ClusterConfig, Config, ModelConfig
+from clipwatch.errors import ClipwatchError
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,19 @@ def run_cluster_bench(model_path: Path, frames_folder: Path, cameras: int = 64,
     config = Config(model=ModelConfig(path=model_path, threads=1),
                     cluster=ClusterConfig(database="postgresql://unused", max_batch=max_batch,
                                           cpus_per_replica=1.0))
+    # The clips first: a folder that cannot give one fails before a cluster starts.
+    from clipwatch.model.reconstructors import make_reconstructor
+
+    clip_length = make_reconstructor("auto", model_path).clip_length
+    template = template_clips(model_path, frames_folder, clip_length)
+    if not template:
+        raise ClipwatchError(f"{frames_folder} has too few frames for one clip")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = time.monotonic()
     # Logical CPUs for every replica and driver: the bench measures, it does not place.
-    ray.init(namespace="clipwatch-bench", include_dashboard=False, log_to_driver=False,
+    # address="local": a new cluster, even where one started with `ray start` runs here.
+    ray.init(address="local", namespace="clipwatch-bench", include_dashboard=False,
+             log_to_driver=False,
              _node_ip_address="127.0.0.1", num_cpus=max(replicas))
     log(f"local Ray cluster up in {time.monotonic() - started:.1f} s")
     points: list[ScalingPoint] = []
@@ -127,8 +137,6 @@ def run_cluster_bench(model_path: Path, frames_folder: Path, cameras: int = 64,
                 handle = runtime.deploy_scorers(config, stand_in_batch_s if stand_in else None,
                                                 replicas=count)
                 description = handle.describe.remote().result()
-                template = template_clips(model_path, frames_folder,
-                                          description["clip_length"])
                 names = [f"cam{k}" for k in range(cameras)]
                 groups = [names[k:k + per_worker] for k in range(0, cameras, per_worker)]
                 actors = [driver_cls.remote(f"worker{n}", g, template, handle, description)

@@ -13,17 +13,25 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from clipwatch.cluster.scorer import SCORER_APP, scorer_deployment
 from clipwatch.config import Config
+from clipwatch.errors import ClipwatchError
 from clipwatch.model.detector import DetectorOptions
 
 log = logging.getLogger(__name__)
 
 WORKER_PREFIX = "clipwatch-cameras-"
+PING_S = 30.0  # a running worker answers a ping within this (or is replaced)
+STOP_S = 60.0  # a worker stopping closes its cameras' alerts within this
+
+
+class ClusterStartError(ClipwatchError):
+    """The site could not be started on the cluster (no node for its workers or scorers)."""
 
 
 def connect(config: Config) -> None:
@@ -38,7 +46,7 @@ def connect(config: Config) -> None:
     assert cluster is not None
     if cluster.address == "local":
         # Ray binds the machine's external address unless told otherwise.
-        ray.init(namespace=cluster.namespace, include_dashboard=False,
+        ray.init(address="local", namespace=cluster.namespace, include_dashboard=False,
                  _node_ip_address="127.0.0.1", log_to_driver=False)
     else:
         ray.init(address=cluster.address, namespace=cluster.namespace, log_to_driver=False)
@@ -46,22 +54,47 @@ def connect(config: Config) -> None:
 
 def deploy_scorers(config: Config, stand_in_batch_s: float | None = None,
                    replicas: int | None = None):
-    """The scorer application (deployed, or updated to this config); its handle."""
+    """The scorer application (deployed, or updated to this config); its handle. Raises
+    ClusterStartError when its replicas are not running within `start_timeout_s` (no node
+    has the GPUs or resources they ask for)."""
     from ray import serve
 
     cluster = config.cluster
     assert cluster is not None
+    model = portable(config).model  # a replica's working folder is Ray's
     serve.start(proxy_location="Disabled")  # calls come through handles only
-    options = DetectorOptions(device=config.model.device,
-                              intra_op_threads=config.model.threads,
+    options = DetectorOptions(device=model.device, intra_op_threads=model.threads,
                               max_batch=cluster.max_batch)
-    app = scorer_deployment(config.model.path, options, config.model.variant,
+    app = scorer_deployment(model.path, options, model.variant,
                             replicas or cluster.scorer_replicas, cluster.max_batch,
                             cluster.batch_wait_s, cpus=cluster.cpus_per_replica,
                             gpus=cluster.gpus_per_replica,
                             resources=cluster.scorer_resources or None,
                             stand_in_batch_s=stand_in_batch_s)
-    return serve.run(app, name=SCORER_APP, route_prefix=None)
+    # serve.run waits until every replica runs, however long: it runs on a thread here so a
+    # site asking for what no node has fails with one line instead of waiting forever.
+    done: dict[str, Any] = {}
+
+    def deploy() -> None:
+        try:
+            done["handle"] = serve.run(app, name=SCORER_APP, route_prefix=None)
+        except Exception as exc:
+            done["error"] = exc
+
+    thread = threading.Thread(target=deploy, name="deploy-scorers", daemon=True)
+    thread.start()
+    thread.join(cluster.start_timeout_s)
+    if "handle" in done:
+        return done["handle"]
+    if "error" in done:
+        error = done["error"]
+        raise ClusterStartError(f"the scorers could not be deployed: {type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''}")
+    raise ClusterStartError(
+        f"the scorers did not start within {cluster.start_timeout_s:.0f} s: no node has "
+        f"{cluster.cpus_per_replica:g} CPU, {cluster.gpus_per_replica:g} GPU and "
+        f"{dict(cluster.scorer_resources) or 'no custom resources'} free for each of "
+        f"{replicas or cluster.scorer_replicas} replica(s)?")
 
 
 def camera_groups(config: Config) -> dict[str, list[str]]:
@@ -75,8 +108,9 @@ def camera_groups(config: Config) -> dict[str, list[str]]:
 
 
 def place_workers(config: Config) -> dict[str, Any]:
-    """Each camera group's worker actor, created or found; one whose cameras differ from the
-    config's is replaced. Workers of groups the config no longer has are stopped."""
+    """Each camera group's worker actor, created or found. Workers whose cameras or
+    settings changed, and those of groups the config no longer has, are stopped first (their
+    open alerts closed, stored), so no camera ever runs in two workers at once."""
     import ray
 
     from clipwatch.cluster.worker import CameraWorker
@@ -85,6 +119,18 @@ def place_workers(config: Config) -> dict[str, Any]:
     assert cluster is not None
     wire = portable(config).model_dump(mode="json")
     groups = camera_groups(config)
+    specs = {name: worker_spec(wire, ids) for name, ids in groups.items()}
+    for name in stale_workers(set(), cluster.namespace):  # every worker of the site
+        worker = ray.get_actor(name, namespace=cluster.namespace)
+        try:
+            if ray.get(worker.ping.remote(), timeout=PING_S)["spec"] == specs.get(name):
+                continue
+            log.info("worker %s runs another config or other cameras; replacing it", name)
+            ray.get(worker.stop.remote(), timeout=STOP_S)
+        except Exception as exc:  # dead, or not answering: it goes all the same
+            log.warning("worker %s did not stop cleanly (%s); killing it", name,
+                        type(exc).__name__)
+        ray.kill(worker, no_restart=True)
     actor = ray.remote(CameraWorker)
     workers = {}
     for name, ids in groups.items():
@@ -94,20 +140,16 @@ def place_workers(config: Config) -> dict[str, Any]:
                        scheduling_strategy="SPREAD", max_concurrency=4)
         if cluster.worker_resources:
             options["resources"] = dict(cluster.worker_resources)
-        worker = actor.options(**options).remote(name, wire, ids)
-        running = ray.get(worker.ping.remote(), timeout=300)
-        if running["spec"] != worker_spec(wire, ids):
-            log.info("worker %s ran another config or cameras (%s); replacing it", name,
-                     ", ".join(running["cameras"]))
-            ray.get(worker.stop.remote(), timeout=60)
-            ray.kill(worker, no_restart=True)
-            worker = actor.options(**options).remote(name, wire, ids)
-            ray.get(worker.ping.remote(), timeout=300)
-        workers[name] = worker
-    for name in stale_workers(set(groups), cluster.namespace):
-        log.info("worker %s has no cameras in the config any more; stopping it", name)
-        stale = ray.get_actor(name, namespace=cluster.namespace)
-        ray.kill(stale, no_restart=True)
+        workers[name] = actor.options(**options).remote(name, wire, ids)
+    deadline = time.monotonic() + cluster.start_timeout_s
+    for name, worker in workers.items():
+        try:
+            ray.get(worker.ping.remote(), timeout=max(1.0, deadline - time.monotonic()))
+        except ray.exceptions.GetTimeoutError:
+            raise ClusterStartError(
+                f"camera worker {name} was not placed within {cluster.start_timeout_s:.0f} s: "
+                f"no node has {cluster.worker_cpus:g} CPU and "
+                f"{dict(cluster.worker_resources) or 'no custom resources'} free?") from None
     return workers
 
 
@@ -131,8 +173,15 @@ def portable(config: Config) -> Config:
 
 
 def worker_spec(config: dict[str, Any], camera_ids: list[str]) -> str:
-    """A digest of what a worker was made from: a changed site config replaces it."""
-    text = json.dumps([config, camera_ids], sort_keys=True, default=str)
+    """A digest of what a worker reads of the site config: its cameras, the model, alert
+    and live rules, the storage, the database. A change there replaces the worker; one
+    elsewhere (the web process's port, auth, sinks) does not."""
+    cameras = [c for c in config.get("cameras", []) if c["id"] in set(camera_ids)]
+    cluster = config.get("cluster") or {}
+    read = {"cameras": cameras, "ids": camera_ids,
+            **{key: config.get(key) for key in ("model", "alerts", "live", "storage")},
+            "cluster": {key: cluster.get(key) for key in ("database", "max_batch")}}
+    text = json.dumps(read, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from clipwatch.cluster.calls import MISS, Continuity, ScoreCall, unpacked
+from clipwatch.cluster.calls import MISS, Continuity, ScoreCall, replay_plan, unpacked
 from clipwatch.model.detector import DetectorOptions
 
 log = logging.getLogger(__name__)
@@ -52,29 +52,30 @@ class Scorer:
         self.clips = 0
         if stand_in_batch_s is None:
             self.model = load_model(Path(model_path), DetectorOptions(**options), variant)
-            self.clip_length = self.model.reconstructor.clip_length
-            self.decodes_any_position = self.model.reconstructor.decodes_any_position
-            self.device = self.model.reconstructor.device
-            self.variant = self.model.variant
+            recon = self.model.reconstructor
+            self.device, self.variant = recon.device, self.model.variant
         else:
             self.model = None
             # The stand-in answers as the real variant would be asked.
             recon = make_reconstructor(variant, Path(model_path), DetectorOptions(device="cpu"))
-            self.clip_length, self.decodes_any_position = recon.clip_length, \
-                recon.decodes_any_position
             self.device, self.variant = "stand-in", "stand-in"
+        self.clip_length = recon.clip_length
+        self.decodes_any_position = recon.decodes_any_position
         self.spec = read_sidecar(Path(model_path)).input_spec
-        self._score_batch.set_max_batch_size(max_batch)
-        self._score_batch.set_batch_wait_timeout_s(batch_wait_s)
+        self.replay = replay_plan(recon, self.spec.clip_length)
+        if hasattr(self._score_batch, "set_max_batch_size"):  # as deployed (serve.batch)
+            self._score_batch.set_max_batch_size(max_batch)
+            self._score_batch.set_batch_wait_timeout_s(batch_wait_s)
 
     def describe(self) -> dict[str, Any]:
         """What the camera side needs to know of the model it is scored by, and where this
         replica runs."""
         import ray
 
-        return {"node": ray.get_runtime_context().get_node_id(),
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        return {"node": node,
                 "clip_length": self.clip_length, "device": self.device,
-                "input_spec": self.spec.to_dict(),
+                "input_spec": self.spec.to_dict(), "replay": asdict(self.replay),
                 "decodes_any_position": self.decodes_any_position, "variant": self.variant,
                 "batches": self.batches, "clips": self.clips}
 

@@ -18,15 +18,19 @@ recordings and learning are refused (409) in cluster mode: the site config lists
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from clipwatch.cluster.leadership import SinkLeadership
 from clipwatch.config import CameraConfig, Config
+from clipwatch.errors import ClipwatchError
 from clipwatch.server.camera_view import camera_view
 from clipwatch.server.hub import Hub
 from clipwatch.server.messages import CamerasMessage
@@ -36,7 +40,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often the workers are asked for live scores and frames
 CALL_TIMEOUT_S = 5.0  # a worker that does not answer by then is shown unreachable
-UNREACHABLE = {"state": "error", "reason": "its camera worker does not answer (restarting?)"}
+UNREACHABLE = {"state": "lost", "reason": "its camera worker does not answer (restarting?)"}
 
 
 class StoredAlertsHub(Hub):
@@ -94,13 +98,25 @@ class StoreRelay:
 
 
 class LiveRelay:
-    """Live scores, status, frames and camera views from the workers to this process."""
+    """Live scores, status, frames and camera views from the workers to this process.
 
-    def __init__(self, workers: dict[str, Any], hub: Hub) -> None:
+    All workers are asked at once each poll and waited for together: a worker that does not
+    answer (its node died; Ray is restarting it) costs one timeout per poll, not one per
+    worker, and its cameras show 'lost' until it answers again. A worker's handle is looked
+    up by name again when a call fails: another web process may have replaced the actor."""
+
+    def __init__(self, workers: dict[str, Any], hub: Hub, namespace: str,
+                 announce: Callable[[], None]) -> None:
         self.workers = workers
         self.hub = hub
-        self.views: dict[str, dict[str, Any]] = {}
+        self.namespace = namespace
+        self.announce = announce  # tells viewers the camera list changed
+        self.owner = uuid.uuid4().hex  # this web process, to the workers (its leases)
+        self.views: dict[str, dict[str, Any]] = {}  # camera -> its view, for admins
+        self.public_views: dict[str, dict[str, Any]] = {}  # ... for viewers (generic reasons)
+        self._cameras: dict[str, list[str]] = {}  # worker -> its cameras (from its views)
         self._cursors: dict[str, tuple[str, int]] = {}  # worker -> (incarnation, cursor)
+        self._frames_sent: dict[str, int] = {}  # camera -> the last frame relayed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-relay", daemon=True)
         self.unreachable: set[str] = set()
@@ -110,10 +126,11 @@ class LiveRelay:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(CALL_TIMEOUT_S + 5)
 
     def _watched(self) -> tuple[list[str] | None, dict[str, tuple[bool, bool]]]:
-        """The cameras some subscribed viewer shows (None: all), and which frames they want."""
+        """The cameras some subscribed viewer shows (None: all), and which frames of each
+        they want."""
         clients = [c for c in list(self.hub.clients) if c.subscribed]
         cameras: set[str] | None = set()
         for client in clients:
@@ -121,8 +138,9 @@ class LiveRelay:
                 cameras = None
                 break
             cameras |= client.cameras
-        return (None if cameras is None else sorted(cameras)), dict(self.hub.wanted) | (
-            {"*": self.hub._all_wanted} if any(self.hub._all_wanted) else {})
+        frames = {camera: self.hub.wants_frames(camera) for camera in self.views}
+        return (None if cameras is None else sorted(cameras)), \
+            {camera: wants for camera, wants in frames.items() if any(wants)}
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -135,67 +153,119 @@ class LiveRelay:
         import ray
 
         cameras, frames = self._watched()
-        if "*" in frames:  # every camera's frames: ask each worker for its own
-            every = frames.pop("*")
-            frames = {**{c: every for view in self.views.values() for c in [view["id"]]},
-                      **frames}
-        refs = {name: worker.take_live.remote(self._cursors.get(name, ("", 0))[1], cameras,
-                                              frames)
-                for name, worker in self.workers.items()}
+        refs = {}
+        for name, worker in self.workers.items():
+            incarnation, cursor = self._cursors.get(name, ("", 0))
+            refs[name] = worker.take_live.remote(self.owner, incarnation, cursor, cameras,
+                                                 frames, self._frames_sent)
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs),
+                            timeout=CALL_TIMEOUT_S)
+        changed = False
         for name, ref in refs.items():
             try:
-                live = ray.get(ref, timeout=CALL_TIMEOUT_S)
+                if ref not in ready:
+                    raise TimeoutError("no answer")
+                live = ray.get(ref)
             except Exception as exc:  # the worker's node died; Ray restarts it elsewhere
-                if name not in self.unreachable:
-                    log.warning("camera worker %s does not answer (%s)", name,
-                                type(exc).__name__)
-                self.unreachable.add(name)
+                changed |= self._unreachable(name, exc)
                 continue
-            self.unreachable.discard(name)
+            if name in self.unreachable:
+                self.unreachable.discard(name)
+                changed = True
+                log.info("camera worker %s answers again", name)
             incarnation, _ = self._cursors.get(name, ("", 0))
             if incarnation and live["incarnation"] != incarnation:
                 log.warning("camera worker %s restarted", name)
             self._cursors[name] = (live["incarnation"], live["cursor"])
+            self._cameras[name] = [view["id"] for view in live["views"]]
             for view in live["views"]:
+                changed |= self._state(view) != self._state(self.views.get(view["id"]))
                 self.views[view["id"]] = view
+            for view in live["public_views"]:
+                self.public_views[view["id"]] = view
             for message in live["messages"]:
                 self.hub.publish(message)
             for frame in live["frames"]:
+                self._frames_sent[frame.camera] = frame.frame
                 self.hub.publish_frame(frame)
+        if changed:
+            self.announce()
+
+    @staticmethod
+    def _state(view: dict[str, Any] | None) -> str | None:
+        return view["status"]["state"] if view else None
+
+    def _unreachable(self, name: str, exc: Exception) -> bool:
+        """Mark a worker's cameras lost (once) and look its actor up again by name."""
+        import ray
+
+        with contextlib.suppress(ValueError):  # not (yet) registered again
+            self.workers[name] = ray.get_actor(name, namespace=self.namespace)
+        if name in self.unreachable:
+            return False
+        log.warning("camera worker %s does not answer (%s)", name, type(exc).__name__)
+        self.unreachable.add(name)
+        lost = {**UNREACHABLE, "since": time.time()}
+        for camera in self._cameras.get(name, []):
+            for views in (self.views, self.public_views):
+                if camera in views:
+                    views[camera] = {**views[camera], "status": lost}
+        return True
+
+
+def check_cluster_extra() -> None:
+    """One line, not an ImportError, when cluster mode's packages are missing."""
+    missing = [name for name in ("ray", "psycopg") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ClipwatchError(f"cluster mode needs {' and '.join(missing)}: pip install "
+                             "'clipwatch[cluster]' (scripts/setup.sh cluster)")
+
+
+def place_site(config: Config) -> tuple[dict[str, Any], Any]:
+    """Join the cluster, deploy the scorers and place the camera workers; ClipwatchError
+    (one line) when any of it cannot be done."""
+    from clipwatch.cluster import runtime
+
+    started = time.monotonic()
+    try:
+        runtime.connect(config)
+    except Exception as exc:  # Ray's own: unreachable head, version mismatch, auth
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClipwatchError(f"cannot join the Ray cluster at {config.cluster.address}: "
+                             f"{first}") from None
+    scorers = runtime.deploy_scorers(config)
+    workers = runtime.place_workers(config)
+    log.info("cluster mode: %d camera worker(s), %d scorer replica(s), placed in %.1f s",
+             len(workers), config.cluster.scorer_replicas, time.monotonic() - started)
+    return workers, scorers
 
 
 class ClusterService(Service):
     """`Service` for a web process in cluster mode (see the module docstring)."""
 
     def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        check_cluster_extra()
         super().__init__(config, config_path)
         self.hub = StoredAlertsHub(config.live, self.metrics)
         self.services.hub = self.hub
-        self.workers: dict[str, Any] = {}
         self.store_relay = StoreRelay(self.store, self.hub)
         self.sink_leadership = SinkLeadership(config.cluster.database, self.sinks)
         self.live: LiveRelay | None = None
-        self.scorers = None
+        # The site is placed before the server listens: a cluster that cannot be reached, or
+        # that has no node for the workers or scorers, stops `serve` with one line.
+        self.workers, self.scorers = place_site(config)
 
     def start(self, loop=None) -> None:
-        from clipwatch.cluster import runtime
-
         if loop is not None:
             self.hub.attach(loop)
-        started = time.monotonic()
-        runtime.connect(self.config)
-        self.scorers = runtime.deploy_scorers(self.config)
-        self.workers = runtime.place_workers(self.config)
-        self.live = LiveRelay(self.workers, self.hub)
+        self.live = LiveRelay(self.workers, self.hub, self.config.cluster.namespace,
+                              self._announce)
         self.live.poll()  # the first views before anyone asks
         self.live.start()
         self.store_relay.start()
         self._housekeeping.start()
         self.sink_leadership.start()  # the sinks run in the one web process that leads
         self.started = True
-        log.info("cluster mode: %d camera worker(s), %d scorer replica(s), ready in %.1f s",
-                 len(self.workers), self.config.cluster.scorer_replicas,
-                 time.monotonic() - started)
 
     def stop(self) -> None:
         """This web process goes; the workers and scorers stay (they serve the site)."""
@@ -219,13 +289,12 @@ class ClusterService(Service):
         return self._view(self.camera(camera_id), detail)
 
     def _view(self, camera: CameraConfig, detail: bool) -> dict[str, Any]:
-        view = self.live.views.get(camera.id) if self.live is not None else None
-        if view is None:
-            return camera_view(None, camera, detail, None)
-        view = dict(view)
-        if not detail and view["status"].get("state") == "error":
-            view["status"] = {**view["status"], "reason": "the camera has a problem"}
-        return view
+        """The camera as its worker last showed it (an admin's view: the errors themselves),
+        or as stopped before any worker answered."""
+        views = (self.live.views if detail else self.live.public_views) \
+            if self.live is not None else {}
+        view = views.get(camera.id)
+        return dict(view) if view is not None else camera_view(None, camera, detail, None)
 
     def frame_size(self, camera_id: str) -> tuple[int, int] | None:
         view = self.live.views.get(camera_id) if self.live is not None else None

@@ -169,6 +169,16 @@ class ClipScorer:
         fresh, self._fresh = self._fresh, False
         return ClipRequest(self.camera, clip.indices, clip.frames, clip.new, decode, fresh)
 
+    def drop(self, request: ClipRequest) -> list[int]:
+        """A request that will never be scored (its inference failed): its new frames are
+        forgotten, and their indices returned. Call `reset` too: the frames after it follow
+        a gap."""
+        dropped = [request.indices[p] for p in request.new_positions]
+        for index in dropped:
+            self._waiting.pop(index, None)
+            self._gap_starts.discard(index)
+        return dropped
+
     def reset(self) -> list[int]:
         """After a gap in the source: forget the buffered frames, so no clip spans the gap;
         the next request is marked fresh (the reconstructor's caches restart with it).

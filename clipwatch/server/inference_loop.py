@@ -110,7 +110,16 @@ class InferenceLoop:
             if not chunk:
                 continue
             started = time.perf_counter()
-            recons = model.reconstructor.reconstruct([r for _, r in chunk])
+            try:
+                recons = model.reconstructor.reconstruct([r for _, r in chunk])
+            except Exception:
+                # The frames of this call and of the calls after it in the pass are lost:
+                # each camera goes on as after a gap, its caches restarted.
+                rest = [(p, r) for p, r in work[start:] if not p.stopped]
+                for pipeline in {id(p): p for p, _ in rest}.values():
+                    pipeline.lost([r for p, r in rest if p is pipeline])
+                    model.reconstructor.reset(pipeline.camera.id)
+                raise
             self.s.metrics.inference_seconds.observe(time.perf_counter() - started)
             self.s.metrics.batch_clips.observe(len(chunk))
             for (pipeline, request), recon in zip(chunk, recons, strict=True):

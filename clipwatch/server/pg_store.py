@@ -98,6 +98,7 @@ class PostgresEventStore(SqlEventStore):
     """The event store in the PostgreSQL database at `url`, its files under `folder`."""
 
     errors = (psycopg.Error, OSError, Refused)
+    remote = True  # a server across the network: the event loop reads it on a thread
 
     def __init__(self, url: str, folder: str | os.PathLike[str]) -> None:
         super().__init__(folder)

@@ -219,6 +219,14 @@ class CameraPipeline:
                 requests.append(request)
         return requests
 
+    def lost(self, requests: list[ClipRequest]) -> None:
+        """Requests whose inference failed (inference thread): their frames are dropped
+        unscored and the camera goes on as after a gap (the clip window and the live score's
+        warm-up start again), so no verdict comes from a cache that missed those frames."""
+        for request in requests:
+            self.sequencer.forget(self.scorer.drop(request))
+        self.sequencer.forget(self.scorer.reset())
+
     def _update_counters(self) -> None:
         """Bring the per-camera Prometheus counters up to the grabber's own counts: every
         frame read (sampled out or dropped ones too), sampled out, dropped by the queue."""

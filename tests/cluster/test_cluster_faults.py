@@ -113,8 +113,8 @@ def test_a_killed_camera_node_loses_no_alert_and_viewers_see_no_gap(site, sample
         after = wait_for(back, WORKER_BACK_S, interval=0.5, what="the worker to come back")
         worker_back_s = time.monotonic() - killed_at
         assert after["node"] != before_kill["node"]
-        wait_for(lambda: ray.get(worker.counts.remote())["loop"]["frames_scored"] >= 30, 60,
-                 what="the restarted camera to score")
+        wait_for(lambda: ray.get(worker.counts.remote()).get("loop", {}).get(
+            "frames_scored", 0) >= 30, 60, what="the restarted camera to score")
         scoring_back_s = time.monotonic() - killed_at
         closed = wait_for(lambda: (e := store.get(opened["id"]))["state"] == "closed" and e,
                           30, what="the interrupted alert to be closed")
@@ -179,7 +179,8 @@ def test_a_killed_scorer_node_costs_each_camera_at_most_one_retried_call(site, s
             merged.update(ray.get(worker.counts.remote(), timeout=10))
         return merged
 
-    wait_for(lambda: all(c["frames_scored"] >= 30 for c in counts().values()), 90,
+    wait_for(lambda: len(c := counts()) == 2 and all(n["frames_scored"] >= 30
+                                                     for n in c.values()), 90,
              what="both cameras to score")
     nodes = replica_nodes(scorers, 2)
     assert len(nodes) == 2  # one replica per scorer node
@@ -219,7 +220,7 @@ def test_alerts_wait_for_a_restarted_database_and_are_stored_in_order(site, samp
         postgres_server.stop()
         # The open alert's updates (one a second) wait in the camera's outbox meanwhile.
         wait_for(lambda: ray.get(worker.counts.remote())["db"]["unstored"] >= 3, 30,
-                 what="alert messages to wait for the database")
+                 what="alert messages to wait for the database")  # started: an alert opened
         postgres_server.start()
         back = time.monotonic()
         wait_for(lambda: ray.get(worker.counts.remote())["db"]["unstored"] == 0, 60,

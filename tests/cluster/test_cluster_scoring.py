@@ -95,7 +95,7 @@ def test_every_frame_is_scored_once_and_the_alerts_match_the_embedded_mode(site,
     store = PostgresEventStore(site["database"], site["storage"])
     try:
         for worker in workers.values():
-            live = ray.get(worker.take_live.remote(0, None))
+            live = ray.get(worker.take_live.remote("test", "", 0, None))
             scores = [m for m in live["messages"] if m["type"] == "score"]
             (camera,) = {m["camera"] for m in scores}
             frames = [m["frame"] for m in scores]

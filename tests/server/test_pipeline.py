@@ -124,6 +124,39 @@ def test_a_gap_restarts_clips_and_warm_up_and_drops_nothing_scored(model, frames
     assert pipeline.sequencer.in_flight == 0
 
 
+def test_a_failed_inference_call_drops_its_frames_and_restarts_like_a_gap(model, frames,
+                                                                          sample_clip, tmp_path):
+    pipeline, loop, hub = make_pipeline(model, tmp_path, sample_clip)
+    real = model.reconstructor.reconstruct
+    failing = {"now": False}
+
+    def failing_once(requests):  # the second pass's call fails (a scorer gone, say)
+        if failing["now"]:
+            failing["now"] = False
+            raise RuntimeError("inference failed")
+        return real(requests)
+
+    model.reconstructor.reconstruct = failing_once
+    try:
+        items = grabbed(frames[:60])
+        for start in range(0, 60, QUEUE):
+            for item in items[start:start + QUEUE]:
+                pipeline.grabber.queue.put(item)
+            if start == QUEUE:
+                failing["now"] = True
+                with pytest.raises(RuntimeError):
+                    loop.run_once()
+            else:
+                loop.run_once()
+    finally:
+        model.reconstructor.reconstruct = real
+    scores = hub.scores()
+    assert [m["frame"] for m in scores] == list(range(20)) + list(range(40, 60))
+    regularity = [m["regularity"] for m in scores]
+    assert all(r is None for r in regularity[20:29]) and regularity[29] is not None
+    assert pipeline.sequencer.in_flight == 0  # nothing of the lost frames is kept
+
+
 def test_a_frame_that_cannot_be_used_is_skipped_like_a_gap(model, frames, sample_clip,
                                                           tmp_path):
     pipeline, loop, hub = make_pipeline(model, tmp_path, sample_clip)

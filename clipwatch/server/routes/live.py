@@ -47,11 +47,20 @@ UNAUTHORIZED = 4401  # application close code: the viewer shows its login form
 RESUME_LIMIT = 5000  # alert messages replayed at most; older ones are in /api/events
 
 
+async def _read_store(service: Service, read, *args):
+    """A store read from the event loop: at once for the local SQLite file (a resume then
+    reaches the client in order with the broadcasts), on a thread for a database across the
+    network (cluster mode), which must not hold up every viewer while it answers."""
+    if getattr(service.store, "remote", False):
+        return await asyncio.to_thread(read, *args)
+    return read(*args)
+
+
 def _error(client: Client, service: Service, message: str) -> None:
     service.hub.enqueue(client, ErrorMessage(message=message))
 
 
-def _handle(text: str, client: Client, service: Service) -> None:
+async def _handle(text: str, client: Client, service: Service) -> None:
     if len(text) > MAX_MESSAGE_BYTES:
         return _error(client, service, f"message too long (over {MAX_MESSAGE_BYTES} bytes)")
     try:
@@ -74,7 +83,8 @@ def _handle(text: str, client: Client, service: Service) -> None:
             service.hub.subscribe(client, cameras, message.video, message.overlay)
         case ResumeMessage():
             try:
-                missed = service.store.messages_since(message.since, RESUME_LIMIT)
+                missed = await _read_store(service, service.store.messages_since,
+                                           message.since, RESUME_LIMIT)
             except StoreError as exc:
                 return _error(client, service, f"resume: {exc}; send it again later")
             for alert in missed:
@@ -99,7 +109,8 @@ async def live(websocket: WebSocket) -> None:
         return
     client = service.hub.connect(websocket)
     service.hub.enqueue(client, HelloMessage(server_time=time.time(),
-                                             last_seq=service.store.last_seq(),
+                                             last_seq=await _read_store(
+                                                 service, service.store.last_seq),
                                              cameras=service.camera_views()))
     sender = asyncio.create_task(service.hub.run_sender(client))
     try:
@@ -114,7 +125,7 @@ async def live(websocket: WebSocket) -> None:
                 break
             if event.get("text") is not None:
                 try:
-                    _handle(event["text"], client, service)
+                    await _handle(event["text"], client, service)
                 except Exception:  # a bug: said once here, the connection carries on
                     log.exception("websocket: handling a client message failed")
                     _error(client, service, "the server could not handle that message")
