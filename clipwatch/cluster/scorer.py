@@ -50,6 +50,7 @@ class Scorer:
         self.continuity = Continuity()
         self.batches = 0
         self.clips = 0
+        self.scored_at: dict[str, float] = {}  # camera -> when this replica last scored it
         if stand_in_batch_s is None:
             self.model = load_model(Path(model_path), DetectorOptions(**options), variant)
             recon = self.model.reconstructor
@@ -77,7 +78,8 @@ class Scorer:
                 "clip_length": self.clip_length, "device": self.device,
                 "input_spec": self.spec.to_dict(), "replay": asdict(self.replay),
                 "decodes_any_position": self.decodes_any_position, "variant": self.variant,
-                "batches": self.batches, "clips": self.clips}
+                "batches": self.batches, "clips": self.clips,
+                "scored_at": dict(self.scored_at)}
 
     async def __call__(self, calls: list[ScoreCall]) -> list[list[np.ndarray] | str]:
         """One worker's calls (one per camera) -> each call's reconstructions, or MISS."""
@@ -108,6 +110,8 @@ class Scorer:
         self.continuity.forget([c.camera for c in chosen])  # until this batch succeeds
         recons = await asyncio.to_thread(self._reconstruct, requests)
         self.continuity.scored(chosen)
+        now = time.time()
+        self.scored_at.update((call.camera, now) for call in chosen)
         self.batches += 1
         self.clips += len(requests)
         start = 0
