@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -49,7 +50,22 @@ def connect(config: Config) -> None:
         ray.init(address="local", namespace=cluster.namespace, include_dashboard=False,
                  _node_ip_address="127.0.0.1", log_to_driver=False)
     else:
+        check_reachable(cluster.address)
         ray.init(address=cluster.address, namespace=cluster.namespace, log_to_driver=False)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A head named host:port that does not answer fails here, in seconds: `ray.init` would
+    retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or not host or not port.isdigit():
+        return  # 'auto', or a client address: Ray's own checks
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterStartError(f"cannot reach the Ray head at {address}: "
+                                f"{exc.strerror or exc}") from None
 
 
 def deploy_scorers(config: Config, stand_in_batch_s: float | None = None,

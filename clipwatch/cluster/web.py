@@ -229,7 +229,9 @@ def place_site(config: Config) -> tuple[dict[str, Any], Any]:
     started = time.monotonic()
     try:
         runtime.connect(config)
-    except Exception as exc:  # Ray's own: unreachable head, version mismatch, auth
+    except ClipwatchError:
+        raise
+    except Exception as exc:  # Ray's own: version mismatch, auth
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClipwatchError(f"cannot join the Ray cluster at {config.cluster.address}: "
                              f"{first}") from None
