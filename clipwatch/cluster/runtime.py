@@ -81,12 +81,14 @@ def deploy_scorers(config: Config, stand_in_batch_s: float | None = None,
     serve.start(proxy_location="Disabled")  # calls come through handles only
     options = DetectorOptions(device=model.device, intra_op_threads=model.threads,
                               max_batch=cluster.max_batch)
-    app = scorer_deployment(model.path, options, model.variant,
-                            replicas or cluster.scorer_replicas, cluster.max_batch,
-                            cluster.batch_wait_s, cpus=cluster.cpus_per_replica,
-                            gpus=cluster.gpus_per_replica,
-                            resources=cluster.scorer_resources or None,
-                            stand_in_batch_s=stand_in_batch_s)
+    app, settings = scorer_deployment(
+        model.path, options, model.variant, replicas or cluster.scorer_replicas,
+        cluster.max_batch, cluster.batch_wait_s, cpus=cluster.cpus_per_replica,
+        gpus=cluster.gpus_per_replica, resources=cluster.scorer_resources or None,
+        stand_in_batch_s=stand_in_batch_s)
+    running = running_scorers(settings)
+    if running is not None:  # another web process deployed the same: keep its replicas
+        return running
     # serve.run waits until every replica runs, however long: it runs on a thread here so a
     # site asking for what no node has fails with one line instead of waiting forever.
     done: dict[str, Any] = {}
@@ -111,6 +113,23 @@ def deploy_scorers(config: Config, stand_in_batch_s: float | None = None,
         f"{cluster.cpus_per_replica:g} CPU, {cluster.gpus_per_replica:g} GPU and "
         f"{dict(cluster.scorer_resources) or 'no custom resources'} free for each of "
         f"{replicas or cluster.scorer_replicas} replica(s)?")
+
+
+def running_scorers(settings: str):
+    """The handle of scorers already running with these settings (their caches warm), or
+    None: deploying them again would restart every replica."""
+    from ray import serve
+
+    try:
+        application = serve.status().applications.get(SCORER_APP)
+        if application is None or application.status != "RUNNING":
+            return None
+        handle = serve.get_app_handle(SCORER_APP)
+        if handle.describe.remote().result(timeout_s=PING_S).get("settings") == settings:
+            return handle
+    except Exception as exc:  # not there, or not answering: deploy
+        log.info("scorers not reused (%s)", type(exc).__name__)
+    return None
 
 
 def camera_groups(config: Config) -> dict[str, list[str]]:

@@ -19,6 +19,8 @@ reconstructions or `MISS` out); nothing on the camera side would change.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -41,11 +43,12 @@ class Scorer:
 
     def __init__(self, model_path: str, options: dict[str, Any], variant: str,
                  max_batch: int, batch_wait_s: float,
-                 stand_in_batch_s: float | None = None) -> None:
+                 stand_in_batch_s: float | None = None, settings: str = "") -> None:
         from clipwatch.model.reconstructors import load_model, make_reconstructor
         from clipwatch.model.sidecar import read_sidecar
 
         self.stand_in_batch_s = stand_in_batch_s
+        self.settings = settings  # the digest of what it was deployed with (deploy_scorers)
         self.max_batch = max_batch
         self.continuity = Continuity()
         self.batches = 0
@@ -78,7 +81,7 @@ class Scorer:
                 "clip_length": self.clip_length, "device": self.device,
                 "input_spec": self.spec.to_dict(), "replay": asdict(self.replay),
                 "decodes_any_position": self.decodes_any_position, "variant": self.variant,
-                "batches": self.batches, "clips": self.clips,
+                "batches": self.batches, "clips": self.clips, "settings": self.settings,
                 "scored_at": dict(self.scored_at)}
 
     async def __call__(self, calls: list[ScoreCall]) -> list[list[np.ndarray] | str]:
@@ -134,7 +137,8 @@ def scorer_deployment(model_path: Path, options: DetectorOptions, variant: str,
                       cpus: float = 1.0, gpus: float = 0.0,
                       resources: dict[str, float] | None = None,
                       stand_in_batch_s: float | None = None):
-    """The Serve application of `replicas` scorers (bound, ready for `serve.run`)."""
+    """The Serve application of `replicas` scorers (bound, ready for `serve.run`), and the
+    digest of its settings."""
     from ray import serve
     from ray.serve.config import RequestRouterConfig
 
@@ -145,8 +149,10 @@ def scorer_deployment(model_path: Path, options: DetectorOptions, variant: str,
         actor_options["resources"] = resources
     args = (str(model_path), asdict(options), variant, max_batch, batch_wait_s,
             stand_in_batch_s)
-    # Serve versions a deployment by its code and arguments: a second web process deploying
-    # the same settings finds the replicas in place.
+    # Serve restarts every replica when an application is deployed again, even unchanged: a
+    # second web process compares this digest with the running replicas' first (runtime.py).
+    settings = hashlib.sha256(json.dumps([args, replicas, actor_options], sort_keys=True,
+                                         default=str).encode()).hexdigest()[:16]
     deployment = serve.deployment(
         cls, name="scorer", num_replicas=replicas,
         ray_actor_options=actor_options,
@@ -155,4 +161,4 @@ def scorer_deployment(model_path: Path, options: DetectorOptions, variant: str,
         request_router_config=RequestRouterConfig(request_router_class=CONSISTENT_HASH),
         health_check_period_s=2.0, health_check_timeout_s=10.0,
         graceful_shutdown_timeout_s=2.0)
-    return deployment.bind(*args)
+    return deployment.bind(*args, settings), settings

@@ -115,3 +115,26 @@ def test_every_frame_is_scored_once_and_the_alerts_match_the_embedded_mode(site,
                 assert abs(mine["lowest_regularity"] - theirs["lowest_regularity"]) < 1e-6
     finally:
         store.close()
+
+
+def test_a_second_web_process_keeps_the_running_scorers(site):
+    """Serve restarts every replica when an application is deployed again, even unchanged;
+    a second web process of the site finds them running with its settings and keeps them
+    (their caches warm); changed settings deploy anew."""
+    from ray.util import list_named_actors
+
+    def replicas() -> set[str]:
+        return {a["name"] for a in list_named_actors(all_namespaces=True)
+                if a["name"].startswith("SERVE_REPLICA::clipwatch-scorers")}
+
+    config = site["make"]([], scorer_replicas=1)
+    runtime.connect(config)
+    runtime.deploy_scorers(config)
+    first = replicas()
+    assert len(first) == 1
+    runtime.deploy_scorers(config)
+    assert replicas() == first
+    changed = config.model_copy(deep=True)
+    changed.cluster.max_batch = 8
+    runtime.deploy_scorers(changed)
+    assert replicas() != first
