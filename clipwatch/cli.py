@@ -407,11 +407,10 @@ def cmd_bench_cluster(args: argparse.Namespace) -> int:
     """`bench --cluster`: clips/s against 1, 2 and 4 scorer replicas (cluster/bench.py)."""
     import json
 
-    try:
-        from clipwatch.cluster.bench import format_scaling, run_cluster_bench
-    except ImportError as exc:
-        raise ClipwatchError(f"--cluster needs the cluster extra (pip install "
-                             f"'clipwatch[cluster]'): {exc}") from None
+    from clipwatch.cluster.bench import format_scaling, run_cluster_bench
+    from clipwatch.cluster.runtime import check_cluster_extra
+
+    check_cluster_extra()  # one line where Ray is missing (the modules import it lazily)
     report = run_cluster_bench(Path(args.model), Path(args.frames), cameras=args.cameras,
                                replicas=args.replicas, seconds=args.seconds,
                                stand_in_batch_s=args.stand_in_ms / 1000.0,
@@ -468,11 +467,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.cluster is None:
         raise ClipwatchError(f"{args.config} has no cluster section: it runs as one process")
-    try:
-        from clipwatch.cluster import runtime
-    except ImportError as exc:
-        raise ClipwatchError(f"cluster mode needs the cluster extra (pip install "
-                             f"'clipwatch[cluster]'): {exc}") from None
+    from clipwatch.cluster import runtime
+
+    runtime.check_cluster_extra()
     if config.cluster.address == "local":
         raise ClipwatchError("cluster.address is 'local': that cluster lives inside its web "
                              "process and goes with it")

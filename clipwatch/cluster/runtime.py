@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -33,6 +34,14 @@ STOP_S = 60.0  # a worker stopping closes its cameras' alerts within this
 
 class ClusterStartError(ClipwatchError):
     """The site could not be started on the cluster (no node for its workers or scorers)."""
+
+
+def check_cluster_extra() -> None:
+    """One line, not an ImportError, when cluster mode's packages are missing."""
+    missing = [name for name in ("ray", "psycopg") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ClipwatchError(f"cluster mode needs {' and '.join(missing)}: pip install "
+                             "'clipwatch[cluster]' (scripts/setup.sh cluster)")
 
 
 def connect(config: Config) -> None:

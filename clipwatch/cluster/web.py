@@ -19,7 +19,6 @@ recordings and learning are refused (409) in cluster mode: the site config lists
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import threading
 import time
@@ -28,12 +27,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clipwatch.cluster import runtime
 from clipwatch.cluster.leadership import SinkLeadership
 from clipwatch.config import CameraConfig, Config
 from clipwatch.errors import ClipwatchError
 from clipwatch.server.camera_view import camera_view
 from clipwatch.server.hub import Hub
-from clipwatch.server.messages import CamerasMessage
 from clipwatch.server.service import NotInClusterMode, Service
 
 log = logging.getLogger(__name__)
@@ -213,19 +212,9 @@ class LiveRelay:
         return True
 
 
-def check_cluster_extra() -> None:
-    """One line, not an ImportError, when cluster mode's packages are missing."""
-    missing = [name for name in ("ray", "psycopg") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ClipwatchError(f"cluster mode needs {' and '.join(missing)}: pip install "
-                             "'clipwatch[cluster]' (scripts/setup.sh cluster)")
-
-
 def place_site(config: Config) -> tuple[dict[str, Any], Any]:
     """Join the cluster, deploy the scorers and place the camera workers; ClipwatchError
     (one line) when any of it cannot be done."""
-    from clipwatch.cluster import runtime
-
     started = time.monotonic()
     try:
         runtime.connect(config)
@@ -246,7 +235,7 @@ class ClusterService(Service):
     """`Service` for a web process in cluster mode (see the module docstring)."""
 
     def __init__(self, config: Config, config_path: Path | None = None) -> None:
-        check_cluster_extra()
+        runtime.check_cluster_extra()
         super().__init__(config, config_path)
         self.hub = StoredAlertsHub(config.live, self.metrics)
         self.services.hub = self.hub
@@ -324,9 +313,6 @@ class ClusterService(Service):
 
     def _cameras_behind(self) -> bool:
         return False
-
-    def _announce(self) -> None:
-        self.hub.publish(CamerasMessage(cameras=self.camera_views()))
 
     def readiness(self) -> dict[str, Any]:
         store_error = self.store.check()
